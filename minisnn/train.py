@@ -115,12 +115,13 @@ def fit(
     batch_size: int = 128,
     x_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
-    seed: int = 0,
+    rng: np.random.Generator | None = None,
     drop_last: bool = False,
     progress: TextIO | None = sys.stderr,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
 ) -> list[EpochMetrics]:
-    """Train with per-epoch shuffling from `seed`; returns the metrics of every epoch.
+    """Train with per-epoch shuffling drawn from `rng` (default: the backend's host generator, whose
+    state checkpoints save); returns the metrics of every epoch.
 
     Labels are integers in [0, model.n_outputs). Raises TrainingDiverged at the first step whose
     loss is NaN or infinite.
@@ -135,7 +136,7 @@ def fit(
         raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
     be = model.backend
     loss_fn = SoftmaxCrossEntropy(be)
-    rng = np.random.default_rng(seed)
+    rng = be.rng if rng is None else rng
     x_host = np.ascontiguousarray(x_train, dtype=be.dtype)
     y_host = np.ascontiguousarray(y_train, dtype=np.int64)
     n_batches = math.ceil(len(y_host) / batch_size) if not drop_last else len(y_host) // batch_size

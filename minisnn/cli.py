@@ -1,0 +1,50 @@
+"""The `minisnn` command line: subcommands are the modules of minisnn.commands.
+
+Each command module defines register(subparsers), which adds its parser and sets `func`, a
+function of the parsed arguments returning the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__, commands
+from .backends.base import BackendUnavailable
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minisnn",
+        description="minisnn: a framework-free engine for Self-Normalizing Neural Networks "
+        "(SELU, LeCun-normal init, alpha dropout) on NumPy, Numba and CuPy backends.",
+        epilog="Run `minisnn COMMAND --help` for a command's options. `minisnn train` with no options "
+        "trains an 8-layer SNN on a built-in synthetic problem.",
+    )
+    parser.add_argument("--version", action="version", version=f"minisnn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError, RuntimeError, BackendUnavailable) as exc:
+        print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"minisnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""load_dataset: one entry point from a data set name or a file path to LabeledData."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .download import REMOTE_DATASETS, dataset_folder, ensure_dataset, missing_files
+from .errors import DataNotFound
+from .htru2 import read_htru2
+from .idx import read_idx_dataset
+from .labeled import LabeledData
+from .locations import data_root
+from .synthetic import make_synthetic
+from .tabular import read_csv_dataset, read_npz_dataset
+from .tox21 import read_tox21
+from .uci import list_uci_datasets, read_uci
+
+SPEC_FORMS = "synthetic, htru2, uci:NAME, mnist, fashion-mnist, tox21[:TASK], or a path to a .csv/.npz file"
+TOX21_FILES = tuple(f"tox21_{kind}_{split}.csv.gz" for kind in ("dense", "labels") for split in ("train", "test"))
+
+
+def _uci_folder(name: str, root: str | os.PathLike | None) -> Path:
+    uci_root = data_root(root) / "uci"
+    folder = uci_root / name
+    if not (folder / f"{name}.txt").is_file():
+        present = list_uci_datasets(uci_root)
+        listing = ", ".join(present) if present else "none"
+        raise DataNotFound(folder, f"no UCI data set {name!r} here (data sets under {uci_root}: {listing})")
+    return folder
+
+
+def _tox21_folder(root: str | os.PathLike | None) -> Path:
+    folder = data_root(root) / "tox21"
+    missing = [name for name in TOX21_FILES if not (folder / name).is_file()]
+    if missing:
+        raise DataNotFound(folder, f"Tox21 needs the DeepTox files {', '.join(missing)} in this folder")
+    return folder
+
+
+def load_dataset(
+    spec: str,
+    root: str | os.PathLike | None = None,
+    label_column: str | None = None,
+    download: bool = True,
+) -> LabeledData:
+    """The data set named by `spec` (see SPEC_FORMS), read from data_root(root).
+
+    HTRU2, MNIST and Fashion-MNIST are downloaded on first use when `download` is true;
+    `label_column` applies to CSV and NPZ files.
+    """
+    name = spec.strip()
+    lowered = name.lower()
+    if lowered == "synthetic":
+        return make_synthetic()
+    if lowered == "htru2":
+        return read_htru2(ensure_dataset("htru2", root, download))
+    if lowered in ("mnist", "fashion-mnist"):
+        return read_idx_dataset(ensure_dataset(lowered, root, download), name=lowered)
+    if lowered.startswith("uci:"):
+        return read_uci(_uci_folder(name[4:], root))
+    if lowered == "tox21" or lowered.startswith("tox21:"):
+        return read_tox21(_tox21_folder(root), task=name[6:] or None)
+    path = Path(name).expanduser()
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    if suffixes and suffixes[-1] in (".csv", ".npz") or suffixes == [".csv", ".gz"]:
+        if not path.is_file():
+            raise DataNotFound(path, "file not found")
+        if suffixes[-1] == ".npz":
+            return read_npz_dataset(path, label_column=label_column)
+        return read_csv_dataset(path, label_column=label_column)
+    raise ValueError(f"unknown data set {spec!r}; use {SPEC_FORMS}")
+
+
+@dataclass
+class DatasetStatus:
+    """One line of `minisnn data list`."""
+
+    name: str
+    present: bool
+    location: str
+    note: str = ""
+
+
+def dataset_statuses(root: str | os.PathLike | None = None) -> list[DatasetStatus]:
+    """Which known data sets are on disk under data_root(root), and where."""
+    statuses = [DatasetStatus("synthetic", True, "built in", "make_synthetic()")]
+    for name in REMOTE_DATASETS:
+        folder = dataset_folder(name, root)
+        missing = missing_files(name, folder)
+        note = "downloads on first use" if missing else ""
+        statuses.append(DatasetStatus(name, not missing, str(folder), note))
+    uci_root = data_root(root) / "uci"
+    names = list_uci_datasets(uci_root)
+    statuses += [DatasetStatus(f"uci:{name}", True, str(uci_root / name)) for name in names]
+    if not names:
+        statuses.append(DatasetStatus("uci:NAME", False, str(uci_root), "place Fernandez-Delgado folders here"))
+    tox21 = data_root(root) / "tox21"
+    present = all((tox21 / name).is_file() for name in TOX21_FILES)
+    statuses.append(DatasetStatus("tox21", present, str(tox21), "" if present else "place the DeepTox files here"))
+    return statuses

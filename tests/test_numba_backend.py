@@ -1,0 +1,343 @@
+"""The Numba backend: every hot op and variant against minisnn.reference, masks bit for bit, training."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from conftest import TOLERANCES, assert_close  # noqa: E402
+
+from minisnn import reference as ref  # noqa: E402
+from minisnn.backends import get_backend  # noqa: E402
+from minisnn.backends.numba_backend import NumbaBackend  # noqa: E402
+from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params  # noqa: E402
+from minisnn.rng import DropoutMask, dropout_key, keep_threshold  # noqa: E402
+
+ELEMENTWISE_SHAPES = [(1,), (31,), (1003,), (257, 129)]
+ROW_SHAPES = [(1, 1), (1, 31), (3, 1003), (257, 129)]
+# Values on both sides of SELU's kink, far into saturation and past float32's exp overflow.
+SPECIAL_VALUES = [0.0, -0.0, 1e-7, -1e-7, -0.3466, -0.3467, -1.0, -20.0, -87.5, -100.0, -1000.0, 90.0]
+
+
+def make(rng, shape, dtype, layout="c", scale=3.0, special=False):
+    """A float array of `shape` with layout "c", "strided" (every other element) or "transposed"."""
+    values = scale * rng.standard_normal(shape)
+    if special:
+        count = min(len(SPECIAL_VALUES), values.size)
+        values.reshape(-1)[:count] = SPECIAL_VALUES[:count]
+    if layout == "c":
+        return values.astype(dtype)
+    if layout == "strided":
+        x = np.empty((*shape[:-1], 2 * shape[-1]), dtype)[..., ::2]
+    else:
+        x = np.empty(shape[::-1], dtype).T
+    x[...] = values
+    return x
+
+
+def make_mask(seed=3, step=7, rate=0.05):
+    p = alpha_dropout_params(rate)
+    k0, k1 = dropout_key(seed, step)
+    return DropoutMask(k0, k1, keep_threshold(rate), p.a, p.b, p.dropped_value)
+
+
+def f64(*arrays):
+    return [np.asarray(a, dtype=np.float64) for a in arrays]
+
+
+def assert_column_sums_close(actual, expected, terms, dtype):
+    """Column sums: tolerance relative to the sum of |terms| (rounding grows with N)."""
+    tol = TOLERANCES[np.dtype(dtype)]
+    bound = tol["atol"] + tol["rtol"] * np.abs(np.asarray(terms, np.float64)).sum(axis=0)
+    error = np.abs(np.asarray(actual, np.float64) - expected)
+    assert np.all(error <= bound), f"max error {error.max()} over bound {bound[np.argmax(error - bound)]}"
+
+
+@pytest.fixture
+def be(dtype):
+    return NumbaBackend(dtype=dtype)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def variants_of(be, op):
+    return sorted(be.variants(op).items())
+
+
+# ---- elementwise ops ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+@pytest.mark.parametrize("layout", ["c", "strided"])
+def test_selu_forward_matches_reference(be, rng, dtype, shape, layout):
+    x = make(rng, shape, dtype, layout, special=True)
+    expected = ref.selu_forward(*f64(x), ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "selu_forward"):
+        y = fn(x, ALPHA_01, LAMBDA_01)
+        assert y.dtype == dtype and y.shape == shape, name
+        assert_close(y, expected, dtype)
+
+
+def test_selu_forward_exp_polynomial_is_accurate_over_the_negative_range(be, dtype):
+    x = -np.geomspace(1e-30, 200.0, 200_001).astype(dtype)  # (n,)
+    expected = ref.selu_forward(*f64(x))
+    error_in_ulps = np.abs(be.selu_forward(x, ALPHA_01, LAMBDA_01) - expected) / np.spacing(np.abs(expected).astype(dtype))
+    assert error_in_ulps.max() <= 4
+
+
+def test_selu_forward_propagates_nan_and_keeps_infinities(be, dtype):
+    x = np.array([np.nan, -np.inf, np.inf, 0.0], dtype)
+    y = be.selu_forward(x, ALPHA_01, LAMBDA_01)
+    assert np.isnan(y[0])
+    assert y[1] == pytest.approx(-LAMBDA_01 * ALPHA_01, rel=1e-6)
+    assert y[2] == np.inf and y[3] == 0.0
+
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+@pytest.mark.parametrize("layout", ["c", "strided"])
+def test_selu_backward_matches_reference(be, rng, dtype, shape, layout):
+    y = ref.selu_forward(make(rng, shape, dtype, layout, special=True)).astype(dtype)
+    dy = make(rng, shape, dtype, layout, scale=1.0)
+    expected = ref.selu_backward(*f64(dy, y), ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "selu_backward"):
+        assert_close(fn(dy, y, ALPHA_01, LAMBDA_01), expected, dtype)
+
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+@pytest.mark.parametrize("layout", ["c", "strided"])
+def test_alpha_dropout_forward_matches_reference_and_its_mask(be, rng, dtype, shape, layout):
+    x = make(rng, shape, dtype, layout)
+    mask = make_mask(rate=0.3)
+    keep = mask.keep(shape)
+    expected = ref.alpha_dropout_forward(*f64(x), mask)
+    for name, fn in variants_of(be, "alpha_dropout_forward"):
+        y = fn(x, mask)
+        assert_close(y, expected, dtype)
+        assert np.array_equal(y[~keep], np.full((~keep).sum(), mask.dropped, dtype)), name
+
+
+@pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
+@pytest.mark.parametrize("layout", ["c", "strided"])
+def test_alpha_dropout_backward_zeroes_exactly_the_dropped_elements(be, rng, dtype, shape, layout):
+    dy = make(rng, shape, dtype, layout, scale=1.0)
+    dy[dy == 0] = 1.0  # so that a zero in dx can only come from the mask
+    mask = make_mask(rate=0.3)
+    expected = ref.alpha_dropout_backward(*f64(dy), mask)
+    for name, fn in variants_of(be, "alpha_dropout_backward"):
+        dx = fn(dy, mask)
+        assert_close(dx, expected, dtype)
+        assert np.array_equal(dx == 0, ~mask.keep(shape)), name
+
+
+@pytest.mark.parametrize("seed, step, rate", [(0, 0, 0.05), (1, 123456, 0.5), (2**40 + 5, 2**33, 0.9)])
+def test_masks_are_bit_identical_to_minisnn_rng_on_a_large_array(seed, step, rate):
+    be = NumbaBackend("float32")
+    mask = make_mask(seed, step, rate)
+    dy = np.ones(70_001, np.float32)  # (n,): dx != 0 exactly where kept
+    for name, fn in variants_of(be, "alpha_dropout_backward"):
+        assert np.array_equal(fn(dy, mask) != 0, mask.keep(dy.shape)), name
+    for name, fn in variants_of(be, "alpha_dropout_forward"):
+        assert np.array_equal(fn(dy, mask) != np.float32(mask.dropped), mask.keep(dy.shape)), name
+
+
+# ---- row ops: bias, column sums, fused dropout --------------------------------------------
+
+ROW_LAYOUTS = ["c", "transposed"]
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_bias_selu_forward_matches_reference(be, rng, dtype, shape, layout):
+    z = make(rng, shape, dtype, layout, special=True)
+    b = make(rng, shape[1:], dtype, scale=0.5)
+    expected = ref.bias_selu_forward(*f64(z, b), ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "bias_selu_forward"):
+        assert_close(fn(z, b, ALPHA_01, LAMBDA_01), expected, dtype)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_bias_selu_backward_matches_reference(be, rng, dtype, shape, layout):
+    y = ref.selu_forward(make(rng, shape, dtype, special=True)).astype(dtype)
+    dy = make(rng, shape, dtype, layout, scale=1.0)
+    expected_dz, expected_db = ref.bias_selu_backward(*f64(dy, y), ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "bias_selu_backward"):
+        dz, db = fn(dy, y, ALPHA_01, LAMBDA_01)
+        assert_close(dz, expected_dz, dtype)
+        assert_column_sums_close(db, expected_db, expected_dz, dtype)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_column_sum_matches_reference(be, rng, dtype, shape, layout):
+    x = make(rng, shape, dtype, layout)
+    for name, fn in variants_of(be, "column_sum"):
+        assert_column_sums_close(fn(x), ref.column_sum(*f64(x)), x, dtype)
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_bias_selu_dropout_forward_matches_reference(be, rng, dtype, shape, layout):
+    z = make(rng, shape, dtype, layout, special=True)
+    b = make(rng, shape[1:], dtype, scale=0.5)
+    mask = make_mask(rate=0.3)
+    expected = ref.bias_selu_dropout_forward(*f64(z, b), mask, ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "bias_selu_dropout_forward"):
+        y = fn(z, b, mask, ALPHA_01, LAMBDA_01)
+        assert_close(y, expected, dtype)
+        assert np.all(y[~mask.keep(shape)] == np.asarray(mask.dropped, dtype)), name
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES)
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_bias_selu_dropout_backward_matches_reference(be, rng, dtype, shape, layout):
+    mask = make_mask(rate=0.3)
+    z, b = make(rng, shape, dtype), make(rng, shape[1:], dtype, scale=0.5)
+    y = np.asarray(ref.bias_selu_dropout_forward(z, b, mask), dtype)
+    dy = make(rng, shape, dtype, layout, scale=1.0)
+    expected_dz, expected_db = ref.bias_selu_dropout_backward(*f64(dy, y), mask, ALPHA_01, LAMBDA_01)
+    for name, fn in variants_of(be, "bias_selu_dropout_backward"):
+        dz, db = fn(dy, y, mask, ALPHA_01, LAMBDA_01)
+        assert_close(dz, expected_dz, dtype)
+        assert_column_sums_close(db, expected_db, expected_dz, dtype)
+
+
+# ---- loss, optimizer, matmul ----------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 2), (7, 10), (257, 129)])
+@pytest.mark.parametrize("layout", ROW_LAYOUTS)
+def test_softmax_cross_entropy_matches_reference(be, rng, dtype, shape, layout):
+    logits = make(rng, shape, dtype, layout, scale=10.0)
+    labels = rng.integers(0, shape[1], shape[0])
+    expected_loss, expected_probs = ref.softmax_cross_entropy_forward(*f64(logits), labels)
+    for name, fn in variants_of(be, "softmax_cross_entropy_forward"):
+        loss, probs = fn(logits, labels)
+        assert loss.shape == () and loss.dtype == dtype, name
+        assert_close(loss, expected_loss, dtype)
+        assert_close(probs, expected_probs, dtype)
+    for name, fn in variants_of(be, "softmax_cross_entropy_backward"):
+        probs = expected_probs.astype(dtype)
+        dlogits = fn(probs, labels, out=probs)  # in place, as the loss layer calls it
+        assert dlogits is probs, name
+        assert_close(dlogits, ref.softmax_cross_entropy_backward(expected_probs, labels), dtype)
+
+
+@pytest.mark.parametrize("bad", [-1, 10])
+def test_softmax_cross_entropy_rejects_labels_out_of_range(bad):
+    be = NumbaBackend()
+    logits = np.zeros((4, 10), np.float32)
+    labels = np.array([0, 1, bad, 3])
+    with pytest.raises(ValueError, match="row 2"):
+        be.softmax_cross_entropy_forward(logits, labels)
+    with pytest.raises(ValueError, match="row 2"):
+        be.softmax_cross_entropy_backward(logits, labels)
+
+
+@pytest.mark.parametrize("momentum, weight_decay, nesterov", [(0.0, 0.0, False), (0.9, 0.0, False),
+                                                              (0.9, 1e-3, True), (0.0, 1e-2, False)])
+@pytest.mark.parametrize("shape", [(1,), (1003,), (31, 129)])
+def test_sgd_update_matches_reference(be, rng, dtype, shape, momentum, weight_decay, nesterov):
+    param, grad, velocity = (make(rng, shape, dtype) for _ in range(3))
+    expected_param, expected_velocity = ref.sgd_update(*f64(param, grad, velocity), 0.05, momentum, weight_decay,
+                                                       nesterov)
+    for name, fn in variants_of(be, "sgd_update"):
+        p, v = param.copy(), velocity.copy()
+        assert fn(p, grad, v, 0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov) is None
+        assert_close(p, expected_param, dtype)
+        assert_close(v, expected_velocity if momentum else velocity, dtype)
+
+
+def test_matmul_writes_into_out_for_transposed_operands(be, rng, dtype):
+    a, b = make(rng, (257, 129), dtype, "transposed"), make(rng, (129, 31), dtype)
+    out = np.empty((257, 31), dtype)
+    assert be.matmul(a, b, out=out) is out
+    np.testing.assert_allclose(out, ref.matmul(*f64(a, b)), rtol=1e-4, atol=1e-4)
+
+
+# ---- buffers and errors ------------------------------------------------------------------
+
+def test_ops_write_into_given_buffers_including_in_place():
+    be, rng, mask = NumbaBackend(), np.random.default_rng(0), make_mask()
+    z, b, dy = make(rng, (64, 33), "float32"), make(rng, (33,), "float32"), make(rng, (64, 33), "float32")
+    expected = ref.bias_selu_dropout_forward(*f64(z, b), mask)
+    y = z.copy()
+    assert be.bias_selu_dropout_forward(y, b, mask, ALPHA_01, LAMBDA_01, out=y) is y  # out aliases z
+    assert_close(y, expected, "float32")
+    dz, db = np.empty_like(z), np.empty_like(b)
+    got_dz, got_db = be.bias_selu_dropout_backward(dy, y, mask, ALPHA_01, LAMBDA_01, dz=dz, db=db)
+    assert got_dz is dz and got_db is db
+    x = z.copy()
+    assert be.selu_forward(x, ALPHA_01, LAMBDA_01, out=x) is x
+    assert_close(x, ref.selu_forward(*f64(z)), "float32")
+
+
+def test_a_non_contiguous_out_receives_the_result():
+    be, rng = NumbaBackend(), np.random.default_rng(0)
+    x = make(rng, (31, 17), "float32")
+    holder = np.zeros((17, 31), np.float32)
+    out = holder.T  # (31, 17), not C-contiguous
+    assert be.selu_forward(x, ALPHA_01, LAMBDA_01, out=out) is out
+    assert_close(holder.T, ref.selu_forward(*f64(x)), "float32")
+    db_holder = np.zeros((17, 2), np.float32)
+    dz, db = be.bias_selu_backward(x, ref.selu_forward(x), ALPHA_01, LAMBDA_01, db=db_holder[:, 0])
+    assert db.base is db_holder and np.array_equal(db_holder[:, 0], db)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda be, x: be.selu_forward(x.astype(np.float64), 1.0, 1.0, out=x), "shape .* dtype"),
+    (lambda be, x: be.selu_backward(x, x.astype(np.float64), 1.0, 1.0), "one dtype"),
+    (lambda be, x: be.selu_forward(x.astype(np.int32), 1.0, 1.0), "float32 or float64"),
+    (lambda be, x: be.bias_selu_forward(x, x[0, :3], 1.0, 1.0), r"b \(D,\)"),
+    (lambda be, x: be.selu_backward(x, x[:2], 1.0, 1.0), "equal shapes"),
+    (lambda be, x: be.column_sum(x[0]), r"\(N, D\)"),
+    (lambda be, x: be.softmax_cross_entropy_forward(x, np.zeros(4)), "integers"),
+])
+def test_bad_input_gives_a_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(NumbaBackend(), np.zeros((4, 5), np.float32))
+
+
+def test_kernels_are_compiled_with_caching():
+    from minisnn.backends import numba_backend
+
+    if not numba_backend._CACHE:
+        pytest.skip("no writable cache directory here")
+    assert type(numba_backend._selu_forward_kernel._cache).__name__ == "FunctionCache"
+
+
+def test_get_backend_finds_numba_and_falls_back_without_it():
+    assert get_backend("numba").name == "numba"
+    script = (
+        "import sys; sys.modules['numba'] = None\n"
+        "from minisnn.backends import get_backend, BackendUnavailable\n"
+        "assert get_backend('auto').name == 'numpy'\n"
+        "try:\n    get_backend('numba')\nexcept BackendUnavailable as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "pip install 'minisnn[numba]'" in result.stdout
+
+
+# ---- training -------------------------------------------------------------------------------
+
+def test_twenty_seeded_training_steps_give_the_same_losses_on_numpy_and_numba():
+    from minisnn.losses import SoftmaxCrossEntropy
+    from minisnn.model import mlp
+    from minisnn.optim import SGD
+    from minisnn.train import train_step
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 20)).astype(np.float32)  # (N, D)
+    labels = (x[:, 0] + x[:, 1] > 0).astype(np.int64)  # (N,)
+    losses = {}
+    for name in ("numpy", "numba"):
+        be = get_backend(name, dtype="float32", seed=0)
+        model = mlp(20, 2, depth=4, width=48, dropout=0.1, backend=be, seed=3)
+        loss, optimizer = SoftmaxCrossEntropy(be), SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses[name] = [float(train_step(model, loss, optimizer, x, labels)) for _ in range(20)]
+    assert losses["numpy"][-1] < losses["numpy"][0]  # it trains
+    np.testing.assert_allclose(losses["numba"], losses["numpy"], rtol=1e-5)
