@@ -1,0 +1,163 @@
+"""Every layer: float64 gradient checks, shapes, buffers, eval behaviour, fused == unfused."""
+
+import numpy as np
+import pytest
+
+from minisnn import get_backend
+from minisnn.constants import ALPHA_01, LAMBDA_01
+from minisnn.gradcheck import check_layer, check_model, dodge_kinks, max_relative_error
+from minisnn.layers import (ELU, SELU, AlphaDropout, Dropout, Identity, Linear, LinearSELU, ReLU, Tanh,
+                            layer_from_config)
+from minisnn.losses import SoftmaxCrossEntropy
+from minisnn.model import mlp
+
+TOLERANCE = 1e-6
+
+
+@pytest.fixture
+def be64():
+    return get_backend("numpy", dtype="float64")
+
+
+def _inputs(shape=(6, 9), seed=0):
+    return dodge_kinks(np.random.default_rng(seed).standard_normal(shape) * 1.5)
+
+
+LAYER_FACTORIES = {
+    "Linear": lambda be: Linear(9, 5, be, seed=1),
+    "LinearSELU": lambda be: LinearSELU(9, 5, be, seed=1),
+    "LinearSELU+alpha dropout": lambda be: LinearSELU(9, 5, be, dropout=0.2, seed=1),
+    "LinearSELU (0, 4) params": lambda be: LinearSELU(9, 5, be, dropout=0.1, alpha=2.404005338216483,
+                                                      lam=1.070232274447111, nu=4.0, seed=1),
+    "SELU": lambda be: SELU(be),
+    "AlphaDropout": lambda be: AlphaDropout(0.2, be, seed=3),
+    "Dropout": lambda be: Dropout(0.3, be, seed=3),
+    "ReLU": lambda be: ReLU(be),
+    "ELU": lambda be: ELU(be, alpha=1.3),
+    "Tanh": lambda be: Tanh(be),
+    "Identity": lambda be: Identity(be),
+}
+
+
+@pytest.mark.parametrize("name", LAYER_FACTORIES)
+def test_layer_gradients(be64, name):
+    layer = LAYER_FACTORIES[name](be64)
+    checks = check_layer(layer, _inputs(), rng=np.random.default_rng(5))
+    assert checks and max_relative_error(checks) < TOLERANCE, [c for c in checks if c.relative_error >= TOLERANCE]
+    names = {c.array for c in checks}
+    assert names == {"x", *layer.params}
+
+
+def test_gradcheck_detects_a_wrong_backward(be64):
+    layer = SELU(be64)
+    layer.backward = lambda dy: dy * 1.01  # a subtly wrong derivative
+    assert max_relative_error(check_layer(layer, _inputs())) > 1e-3
+
+
+def test_first_layer_skips_the_input_gradient(be64):
+    model = mlp(9, 3, depth=2, width=8, backend=be64)
+    assert not model.layers[0].needs_input_grad and model.layers[1].needs_input_grad
+    x = be64.asarray(_inputs())
+    model.forward(x)
+    assert model.backward(be64.asarray(np.ones((6, 3)))) is None
+
+
+@pytest.mark.parametrize("activation, fused", [("selu", True), ("selu", False), ("relu", False), ("elu", False),
+                                               ("tanh", False)])
+def test_whole_model_gradients(be64, activation, fused):
+    model = mlp(9, 4, depth=3, width=7, dropout=0.1, activation=activation, fused=fused, backend=be64, seed=2)
+    labels = be64.asarray(np.array([0, 1, 2, 3, 1, 0]))
+    checks = check_model(model, SoftmaxCrossEntropy(be64), _inputs(), labels, rng=np.random.default_rng(1))
+    assert max_relative_error(checks) < TOLERANCE
+
+
+def test_fused_and_unfused_networks_compute_the_same_function(be64):
+    fused = mlp(9, 4, depth=3, width=16, dropout=0.1, backend=be64, seed=7)
+    plain = mlp(9, 4, depth=3, width=16, dropout=0.1, fused=False, backend=be64, seed=7)
+    x = be64.asarray(_inputs((20, 9)))
+    for train in (True, False):
+        np.testing.assert_allclose(fused.forward(x, train).copy(), plain.forward(x, train), rtol=1e-12, atol=1e-13)
+    dy = be64.asarray(np.random.default_rng(0).standard_normal((20, 4)))
+    fused.forward(x), plain.forward(x)
+    fused.backward(dy), plain.backward(dy)
+    fused_grads = [p.grad for p in fused.parameters()]
+    plain_grads = [p.grad for p in plain.parameters()]
+    for g1, g2 in zip(fused_grads, plain_grads):
+        np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
+
+
+def test_dropout_layers_are_identity_at_eval_and_fresh_each_step(be64):
+    x = be64.asarray(_inputs((50, 40)))
+    for layer in (AlphaDropout(0.1, be64, seed=1), Dropout(0.1, be64, seed=1)):
+        assert layer.forward(x, train=False) is x
+        first = layer.forward(x, train=True).copy()
+        second = layer.forward(x, train=True).copy()
+        assert not np.array_equal(first, second)
+        layer.load_state_dict({"step": 0})
+        np.testing.assert_array_equal(layer.forward(x, train=True), first)  # replayable from (seed, step)
+    np.testing.assert_array_equal(AlphaDropout(0.0, be64).forward(x, train=True), x)
+
+
+def test_alpha_dropout_layer_statistics_on_selu_activations(be64):
+    x = be64.asarray(np.random.default_rng(3).standard_normal((1000, 1000)))
+    y = AlphaDropout(0.05, be64, seed=9).forward(SELU(be64).forward(x))
+    assert abs(float(y.mean())) < 0.005 and abs(float(y.var()) - 1) < 0.005
+
+
+@pytest.mark.parametrize("rate", [1.0, 1.2, -0.01])
+def test_dropout_rates_outside_the_unit_interval_are_rejected(be64, rate):
+    for make in (lambda: AlphaDropout(rate, be64), lambda: Dropout(rate, be64),
+                 lambda: LinearSELU(3, 3, be64, dropout=rate), lambda: mlp(3, 2, dropout=rate, backend=be64)):
+        with pytest.raises(ValueError, match="dropout rate must lie in \\[0, 1\\)"):
+            make()
+
+
+def test_buffers_are_reused_across_steps_and_grads_preallocated(be64):
+    layer = LinearSELU(9, 5, be64, dropout=0.1)
+    grad_w = layer.grads["W"]
+    y1 = layer.forward(be64.asarray(_inputs()))
+    layer.backward(be64.asarray(np.ones((6, 5))))
+    y2 = layer.forward(be64.asarray(_inputs(seed=1)))
+    layer.backward(be64.asarray(np.ones((6, 5))))
+    assert y1 is y2 and layer.grads["W"] is grad_w
+    assert layer.forward(be64.asarray(_inputs((4, 9)))).shape == (4, 5)  # a new batch size reallocates
+
+
+def test_backward_never_writes_into_dy_and_needs_a_forward(be64):
+    for name, factory in LAYER_FACTORIES.items():
+        layer = factory(be64)
+        x = be64.asarray(_inputs())
+        y = layer.forward(x)
+        dy = be64.asarray(np.random.default_rng(0).standard_normal(y.shape))
+        before = dy.copy()
+        layer.backward(dy)
+        np.testing.assert_array_equal(dy, before, err_msg=name)
+        with pytest.raises(RuntimeError, match="without a training forward"):
+            layer.backward(dy)
+
+
+def test_bad_input_shapes_are_named(be64):
+    with pytest.raises(ValueError, match=r"expects input of shape \(N, 9\), got \(6, 8\)"):
+        Linear(9, 5, be64).forward(be64.asarray(np.zeros((6, 8))))
+    with pytest.raises(ValueError, match=r"model expects input of shape \(N, 9\)"):
+        mlp(9, 2, depth=1, width=4, backend=be64).predict(np.zeros((3, 4)))
+
+
+def test_layer_configs_round_trip(be64):
+    for factory in LAYER_FACTORIES.values():
+        layer = factory(be64)
+        rebuilt = layer_from_config(layer.config(), be64)
+        assert rebuilt.config() == layer.config()
+        for key in layer.params:
+            np.testing.assert_array_equal(rebuilt.params[key], layer.params[key])
+    with pytest.raises(ValueError, match="unknown layer type 'Conv2D'"):
+        layer_from_config({"type": "Conv2D"}, be64)
+    with pytest.raises(ValueError, match="bad arguments for layer Linear"):
+        layer_from_config({"type": "Linear", "d_in": 3}, be64)
+
+
+def test_selu_parameters_are_configurable(be64):
+    layer = SELU(be64, alpha=2.0, lam=1.5)
+    y = layer.forward(be64.asarray(np.array([[1.0, -1.0]])), train=False)
+    np.testing.assert_allclose(y, [[1.5, 1.5 * 2.0 * np.expm1(-1.0)]])
+    assert SELU(be64).alpha == ALPHA_01 and SELU(be64).lam == LAMBDA_01
