@@ -144,14 +144,20 @@ def _build_model(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarra
 
 
 def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Sequential:
-    """The model saved at `path`, ready for predict(); the NumPy backend unless one is given."""
+    """The model saved at `path`, ready for predict(); the NumPy backend unless one is given.
+
+    The checkpoint's free-form `meta` (e.g. the training data's standardization) is model.meta.
+    """
     header, arrays = read_checkpoint(path)
     backend = backend or get_backend("numpy", dtype=header["dtype"])
-    return _build_model(Path(path), header, arrays, backend)
+    model = _build_model(Path(path), header, arrays, backend)
+    model.meta = header.get("meta", {})
+    return model
 
 
-def load_training_state(path: str | os.PathLike, backend: Backend | None = None) -> tuple[Sequential, SGD | None]:
-    """(model, optimizer) with velocities, step counters and the backend's RNG state restored."""
+def load_training_state(path: str | os.PathLike, backend: Backend | None = None
+                        ) -> tuple[Sequential, SGD | None, dict[str, Any]]:
+    """(model, optimizer, meta) with velocities, step counters and the backend's RNG state restored."""
     path = Path(path)
     header, arrays = read_checkpoint(path)
     backend = backend or get_backend("numpy", dtype=header["dtype"])
@@ -160,12 +166,13 @@ def load_training_state(path: str | os.PathLike, backend: Backend | None = None)
         backend.rng.bit_generator.state = header["rng_state"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid RNG state in the header: {exc}") from exc
+    meta = header.get("meta", {})
     if header.get("optimizer") is None:
-        return model, None
+        return model, None, meta
     try:
         optimizer = SGD.from_config(header["optimizer"]["config"], model)
         velocity = {name[len("velocity/"):]: a for name, a in arrays.items() if name.startswith("velocity/")}
         optimizer.load_state(header["optimizer"]["step"], velocity)
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid optimizer state: {exc}") from exc
-    return model, optimizer
+    return model, optimizer, meta

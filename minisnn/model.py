@@ -57,6 +57,7 @@ class Sequential:
         self.backend = backend
         self.n_inputs = int(n_inputs)
         self.monitor = None
+        self.meta: dict[str, Any] = {}  # free-form notes saved with checkpoints (e.g. standardization)
         for i, layer in enumerate(self.layers):
             layer.needs_input_grad = i > 0
         dims = [self.n_inputs]

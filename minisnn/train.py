@@ -6,10 +6,11 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, TextIO
+from typing import Callable, TextIO
 
 import numpy as np
 
+from .data.loaders import ArrayDataset, BatchIterator
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
 from .optim import SGD
@@ -53,14 +54,6 @@ def check_classification_data(x: np.ndarray, y: np.ndarray, n_classes: int, what
         raise ValueError(f"{what}: labels must be integers, got dtype {y.dtype}")
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"{what}: labels must lie in [0, {n_classes}), found values from {y.min()} to {y.max()}")
-
-
-def shuffled_batches(n: int, batch_size: int, rng: np.random.Generator, drop_last: bool = False) -> Iterator[np.ndarray]:
-    """Index arrays of a fresh random permutation of range(n), batch_size at a time."""
-    order = rng.permutation(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        yield order[start : start + batch_size]
 
 
 @dataclass
@@ -115,13 +108,17 @@ def fit(
     batch_size: int = 128,
     x_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
-    rng: np.random.Generator | None = None,
+    seed: int = 0,
+    start_epoch: int = 0,
     drop_last: bool = False,
+    stratified: bool = False,
     progress: TextIO | None = sys.stderr,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
 ) -> list[EpochMetrics]:
-    """Train with per-epoch shuffling drawn from `rng` (default: the backend's host generator, whose
-    state checkpoints save); returns the metrics of every epoch.
+    """Train for `epochs` epochs, numbered from start_epoch + 1; returns the metrics of every epoch.
+
+    The sample order of epoch e is a pure function of (seed, e) (minisnn.data.BatchIterator), so a
+    run resumed from a checkpoint with start_epoch = epochs already done sees the same batches.
 
     Labels are integers in [0, model.n_outputs). Raises TrainingDiverged at the first step whose
     loss is NaN or infinite.
@@ -132,31 +129,27 @@ def fit(
         raise ValueError(f"training data has {x_train.shape[1]} features, the model expects {model.n_inputs}")
     if x_test is not None:
         check_classification_data(x_test, y_test, n_classes, "test data")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
+    if epochs < 1 or batch_size < 1 or start_epoch < 0:
+        raise ValueError(f"epochs and batch_size must be at least 1 and start_epoch at least 0, "
+                         f"got {epochs}, {batch_size} and {start_epoch}")
     be = model.backend
     loss_fn = SoftmaxCrossEntropy(be)
-    rng = be.rng if rng is None else rng
-    x_host = np.ascontiguousarray(x_train, dtype=be.dtype)
-    y_host = np.ascontiguousarray(y_train, dtype=np.int64)
-    n_batches = math.ceil(len(y_host) / batch_size) if not drop_last else len(y_host) // batch_size
-    if n_batches == 0:
-        raise ValueError(f"drop_last with batch_size {batch_size} leaves no batch of {len(y_host)} samples")
-    display = Progress(progress, epochs, n_batches)
+    batches = BatchIterator(ArrayDataset(x_train, y_train), batch_size, seed=seed, drop_last=drop_last,
+                            stratified=stratified, backend=be)
+    display = Progress(progress, start_epoch + epochs, len(batches))
     history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch + 1, start_epoch + epochs + 1):
         start, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
         lr = optimizer.current_lr
-        for index, batch in enumerate(shuffled_batches(len(y_host), batch_size, rng, drop_last), 1):
-            xb, yb = be.asarray(x_host[batch]), be.asarray(y_host[batch])
+        for index, (xb, yb) in enumerate(batches.epoch(epoch - 1), 1):
             loss_array, logits = _train_step_with_logits(model, loss_fn, optimizer, xb, yb)
             loss_value = float(loss_array)
             if not math.isfinite(loss_value):
                 raise TrainingDiverged(f"loss became {loss_value} at step {optimizer.step_count} "
                                        f"(epoch {epoch}, batch {index}); lower the learning rate")
-            total_loss += loss_value * len(batch)
+            total_loss += loss_value * len(yb)
             correct += int((be.xp.argmax(logits, axis=1) == yb).sum())
-            seen += len(batch)
+            seen += len(yb)
             display.batch(epoch, index, loss_value)
         test_loss = test_acc = None
         if x_test is not None:
@@ -171,4 +164,4 @@ def fit(
 
 
 __all__ = ["train_step", "fit", "evaluate", "EpochMetrics", "TrainingDiverged", "check_classification_data",
-           "shuffled_batches"]
+]

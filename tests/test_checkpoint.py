@@ -40,7 +40,8 @@ def test_round_trip_is_bit_exact(tmp_path, dtype):
 def test_resumed_training_continues_exactly(tmp_path):
     model, opt, loss, x, y = _trained(tmp_path)
     path = save_checkpoint(tmp_path / "m.npz", model, opt)
-    model2, opt2 = load_training_state(path, get_backend("numpy", seed=999))
+    model2, opt2, meta = load_training_state(path, get_backend("numpy", seed=999))
+    assert meta == {}
     assert opt2.step_count == opt.step_count and opt2.config() == opt.config()
     assert model2.backend.rng.bit_generator.state == model.backend.rng.bit_generator.state
     loss2 = SoftmaxCrossEntropy(model2.backend)

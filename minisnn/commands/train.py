@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..backends import BACKEND_NAMES, get_backend
@@ -26,9 +26,14 @@ def register(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     data = p.add_argument_group("data")
-    data.add_argument("--data", default="synthetic",
-                      help="synthetic | htru2 | uci:NAME | fashion-mnist | mnist | PATH to a .csv or .npz file")
-    data.add_argument("--label-column", default=None, help="name (or index) of the label column of a CSV/NPZ file")
+    add_data_arguments(data)
+    data.add_argument("--no-standardize", dest="standardize", action="store_false",
+                      help="keep the features as read (default: zero mean, unit variance per feature with "
+                      "statistics of the training split only, stored in the checkpoint; the synthetic data "
+                      "is already standard)")
+    data.add_argument("--holdout", type=float, default=0.15,
+                      help="fraction of the training data held out (stratified) for test metrics when the "
+                      "data set has no official test split; 0 disables")
     net = p.add_argument_group("network")
     net.add_argument("--depth", type=int, default=8, help="number of hidden layers")
     net.add_argument("--width", type=int, default=256, help="units per hidden layer (the first one if conic)")
@@ -63,31 +68,62 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_train)
 
 
-def load_data(spec: str, label_column: str | None, seed: int):
-    """The LabeledData named by --data."""
-    if spec == "synthetic":
-        from ..data import make_synthetic
+def add_data_arguments(group) -> None:
+    """--data, --label-column and --data-root (shared with `minisnn evaluate`)."""
+    group.add_argument("--data", default="synthetic",
+                       help="synthetic | htru2 | uci:NAME | fashion-mnist | mnist | tox21[:TASK] | PATH to a "
+                       ".csv, .csv.gz or .npz file")
+    group.add_argument("--label-column", default=None, help="name of the label column of a CSV/NPZ file")
+    group.add_argument("--data-root", type=Path, default=None,
+                       help="folder holding the data sets (default: $MINISNN_DATA, else ~/.cache/minisnn)")
 
+
+def load_data(args, holdout: float, seed: int):
+    """The LabeledData named by --data, as read; when it has no test split and holdout > 0, a
+    stratified fraction `holdout` of the training data (drawn from `seed`) becomes the test split."""
+    from ..data import load_dataset, make_synthetic, stratified_split
+
+    if args.data == "synthetic":
         return make_synthetic(seed=seed)
-    from ..data import load_dataset
+    data = load_dataset(args.data, root=args.data_root, label_column=args.label_column)
+    if data.x_test is None and holdout > 0:
+        train_idx, test_idx = stratified_split(data.y_train, holdout, seed=seed)
+        data = replace(data, x_train=data.x_train[train_idx], y_train=data.y_train[train_idx],
+                       x_test=data.x_train[test_idx], y_test=data.y_train[test_idx])
+    return data
 
-    return load_dataset(spec, label_column=label_column)
+
+def standardize_features(data):
+    """(data standardized with its training split's statistics, those statistics as JSON-able lists)."""
+    from ..data import Standardizer
+
+    scaler = Standardizer().fit(data.x_train)
+    data = replace(data, x_train=scaler.transform(data.x_train),
+                   x_test=None if data.x_test is None else scaler.transform(data.x_test))
+    return data, {"mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
 
 
 def run_train(args) -> int:
-    data = load_data(args.data, args.label_column, args.seed)
+    if not 0 <= args.holdout < 1:
+        raise ValueError(f"--holdout must lie in [0, 1), got {args.holdout}")
+    data = load_data(args, args.holdout, args.seed)
+    meta = {"data": data.name, "seed": args.seed, "holdout": args.holdout}
+    if args.standardize and args.data != "synthetic":
+        data, meta["standardizer"] = standardize_features(data)
     backend = get_backend(args.backend, dtype=args.dtype, seed=args.seed)
     steps_per_epoch = -(-len(data.y_train) // args.batch_size)
     if args.resume is not None:
-        model, optimizer = load_training_state(args.resume, backend)
+        model, optimizer, saved_meta = load_training_state(args.resume, backend)
         if optimizer is None:
             raise ValueError(f"{args.resume}: the checkpoint holds no optimizer state to resume from")
+        epochs_done = int(saved_meta.get("epochs_done", 0))
     else:
         model = mlp(data.n_features, data.n_classes, depth=args.depth, width=args.width, shape=args.shape,
                     dropout=args.dropout, activation=args.activation, fused=args.fused, init=args.init,
                     backend=backend, seed=args.seed)
         total = max(1, args.epochs * steps_per_epoch)
         schedule = Schedule(args.schedule, step_size=max(1, total // 3), total_steps=total)
+        epochs_done = 0
         optimizer = SGD(model, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov,
                         weight_decay=args.weight_decay, schedule=schedule)
     out = sys.stdout
@@ -97,14 +133,15 @@ def run_train(args) -> int:
                   + "\n" + model.summary() + "\n")
         out.flush()
     history = fit(model, data.x_train, data.y_train, optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                  x_test=data.x_test, y_test=data.y_test, progress=None if args.quiet else sys.stderr)
+                  x_test=data.x_test, y_test=data.y_test, seed=args.seed, start_epoch=epochs_done,
+                  progress=None if args.quiet else sys.stderr)
     last = history[-1]
     summary = f"final: train loss {last.train_loss:.4f}, train accuracy {last.train_accuracy:.4f}"
     if last.test_accuracy is not None:
         summary += f", test loss {last.test_loss:.4f}, test accuracy {last.test_accuracy:.4f}"
     out.write(summary + f" ({sum(m.seconds for m in history):.1f}s on {backend.name})\n")
     if args.save is not None:
-        save_checkpoint(args.save, model, optimizer, meta={"data": data.name, "epochs": args.epochs})
+        save_checkpoint(args.save, model, optimizer, meta={**meta, "epochs_done": last.epoch})
         out.write(f"checkpoint written to {args.save}\n")
     if args.metrics_json is not None:
         args.metrics_json.write_text(json.dumps([asdict(m) for m in history], indent=2) + "\n")

@@ -125,7 +125,8 @@ def download_file(remote: RemoteFile, folder: Path) -> Path:
         payload = _zip_member(payload, remote.member, url, target)
     digest = hashlib.sha256(payload).hexdigest()
     if digest != remote.sha256:
-        raise DataError(target, f"SHA-256 of the download from {url} is {digest}, expected {remote.sha256}; nothing was written")
+        problem = f"SHA-256 of the download from {url} is {digest}, expected {remote.sha256}; nothing was written"
+        raise DataError(target, problem)
     atomic_write(target, payload)
     return target
 
@@ -151,6 +152,13 @@ def ensure_dataset(name: str, root: str | os.PathLike | None = None, download: b
     if missing and not download:
         hints = "; ".join(placement_hint(remote, folder / remote.name) for remote in missing)
         raise DataNotFound(folder, f"{name} is not here and downloads are off: {hints}{_root_hint(folder)}")
-    for remote in missing:
-        download_file(remote, folder)
+    for position, remote in enumerate(missing):
+        try:
+            download_file(remote, folder)
+        except DataNotFound as exc:
+            rest = missing[position + 1 :]
+            if not rest:
+                raise
+            hints = "; ".join(placement_hint(other, folder / other.name) for other in rest)
+            raise DataNotFound(exc.path, f"{exc.problem}; likewise {hints}") from None
     return folder

@@ -79,6 +79,8 @@ def read_idx_split(folder: Path, split: str, dtype) -> tuple[np.ndarray, np.ndar
     label_path = find_idx_file(folder, SPLIT_FILES[split][1])
     images = read_idx(image_path, expected_ndim=3)  # (N, H, W)
     labels = read_idx(label_path, expected_ndim=1)  # (N,)
+    if images.dtype != np.uint8:
+        raise DataError(image_path, f"images must be unsigned bytes (IDX type 0x08), found {images.dtype}")
     if images.shape[0] != labels.shape[0]:
         raise DataError(label_path, f"has {labels.shape[0]} labels for {images.shape[0]} images in {image_path.name}")
     x = images.reshape(images.shape[0], -1).astype(dtype)  # (N, H*W)

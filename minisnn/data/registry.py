@@ -17,7 +17,10 @@ from .tabular import read_csv_dataset, read_npz_dataset
 from .tox21 import read_tox21
 from .uci import list_uci_datasets, read_uci
 
-SPEC_FORMS = "synthetic, htru2, uci:NAME, mnist, fashion-mnist, tox21[:TASK], or a path to a .csv/.npz file"
+SPEC_FORMS = (
+    "synthetic, htru2, uci:NAME, mnist, fashion-mnist, tox21[:TASK], or a path to a .csv/.npz file "
+    "or to a UCI data set folder"
+)
 TOX21_FILES = tuple(f"tox21_{kind}_{split}.csv.gz" for kind in ("dense", "labels") for split in ("train", "test"))
 
 
@@ -63,6 +66,8 @@ def load_dataset(
     if lowered == "tox21" or lowered.startswith("tox21:"):
         return read_tox21(_tox21_folder(root), task=name[6:] or None)
     path = Path(name).expanduser()
+    if path.is_dir() and (path / f"{path.name}.txt").is_file():
+        return read_uci(path)
     suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
     if suffixes and suffixes[-1] in (".csv", ".npz") or suffixes == [".csv", ".gz"]:
         if not path.is_file():

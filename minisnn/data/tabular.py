@@ -47,7 +47,9 @@ def _n_classes(y: np.ndarray, declared: int | None, path: Path) -> int:
     return n_classes
 
 
-def read_csv_dataset(path: str | os.PathLike, label_column: str | int | None = None, delimiter: str = ",") -> LabeledData:
+def read_csv_dataset(
+    path: str | os.PathLike, label_column: str | int | None = None, delimiter: str = ","
+) -> LabeledData:
     """A numeric CSV file; the label column is named (header) or a position, default "label" or the last.
 
     A header line is recognised by a first line that is not all numbers. Labels must be whole

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import os
+import warnings
 import zlib
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def load_numeric(
     number; the first `skip_lines` lines (headers) are skipped and blank lines are ignored.
     """
     try:
-        with open_text(path) as handle:
+        with open_text(path) as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
             values = np.loadtxt(
                 handle,
                 dtype=np.float64,
@@ -83,6 +85,7 @@ def load_numeric(
         raise DataError(path, "no data rows")
     if not np.isfinite(values).all():
         _raise_first_bad_line(path, delimiter, n_columns, skip_lines, usecols)
+        raise DataError(path, "holds NaN or infinite values")
     return values
 
 

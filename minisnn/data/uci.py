@@ -85,8 +85,8 @@ def read_index_lines(path: str | os.PathLike, n_lines: int, n_rows: int) -> list
         tokens = line.split()
         try:
             indices = np.array(tokens, dtype=np.str_).astype(np.int64)  # (K,)
-        except ValueError:
-            bad = next(token for token in tokens if not token.lstrip("-").isdigit())
+        except (ValueError, OverflowError):
+            bad = next((token for token in tokens if not token.lstrip("-").isdigit()), max(tokens, key=len))
             raise DataError(path, f"{bad!r} is not an integer index", line=number) from None
         outside = (indices < 0) | (indices >= n_rows)
         if outside.any():
