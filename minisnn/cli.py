@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError, RuntimeError, BackendUnavailable) as exc:
+    except (ValueError, OSError, RuntimeError, ImportError, BackendUnavailable) as exc:
         print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

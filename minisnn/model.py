@@ -44,7 +44,7 @@ class Parameter(NamedTuple):
 class Sequential:
     """Layers applied in order. forward(x, train) and backward(dy) take and return backend arrays.
 
-    `monitor`, when set, is told about every layer's output (monitor.on_forward(index, layer, y))
+    `monitor`, when set, is told about every layer's output (monitor.on_forward(index, layer, y, train))
     and input gradient (monitor.on_backward(index, layer, dx)); it costs nothing when None.
     """
 
@@ -74,7 +74,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             x = layer.forward(x, train)
             if self.monitor is not None:
-                self.monitor.on_forward(i, layer, x)
+                self.monitor.on_forward(i, layer, x, train)
         return x
 
     def backward(self, dy):
@@ -175,20 +175,23 @@ def mlp(
     seed: int = 0,
     alpha: float | None = None,
     lam: float | None = None,
+    mu: float = 0.0,
+    nu: float = 1.0,
 ) -> Sequential:
     """A multilayer perceptron: `depth` hidden layers of [Linear, activation, dropout] and a Linear output.
 
     SELU networks use alpha dropout and, with fused=True, one LinearSELU layer per hidden layer;
     other activations use standard dropout. alpha/lam set SELU's parameters (default: the (0, 1)
-    constants). Weights are drawn from `seed`: the same seed gives the same network on any backend.
+    constants) and (mu, nu) the fixed point alpha dropout preserves (minisnn.theory.selu_params
+    gives alpha, lam for any fixed point). Weights are drawn from `seed`: the same seed gives the same network on any backend.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     if depth < 0 or width < 1 or n_inputs < 1 or n_outputs < 1:
         raise ValueError(f"mlp needs depth >= 0 and positive sizes, got depth={depth}, width={width}, "
                          f"n_inputs={n_inputs}, n_outputs={n_outputs}")
-    if (alpha is not None or lam is not None) and activation != "selu":
-        raise ValueError("alpha and lam apply to SELU networks only")
+    if (alpha is not None or lam is not None or (mu, nu) != (0.0, 1.0)) and activation != "selu":
+        raise ValueError("alpha, lam, mu and nu apply to SELU networks only")
     backend = backend or get_backend()
     init = init or DEFAULT_INIT[activation]
     # One seed per hidden layer, shared by its weights and its dropout masks, so that fused and
@@ -201,12 +204,14 @@ def mlp(
     d_in = n_inputs
     for d_out, layer_seed in zip(layer_widths(width, depth, n_outputs, shape), seeds):
         if activation == "selu" and fused:
-            layers.append(LinearSELU(d_in, d_out, backend, dropout=dropout, init=init, seed=layer_seed, **selu_args))
+            layers.append(LinearSELU(d_in, d_out, backend, dropout=dropout, mu=mu, nu=nu, init=init, seed=layer_seed,
+                                     **selu_args))
         else:
             layers.append(Linear(d_in, d_out, backend, init=init, seed=layer_seed))
             layers.append(make_activation())
             if dropout > 0:
-                layers.append(AlphaDropout(dropout, backend, seed=layer_seed, **selu_args) if activation == "selu"
+                layers.append(AlphaDropout(dropout, backend, mu=mu, nu=nu, seed=layer_seed, **selu_args)
+                              if activation == "selu"
                               else Dropout(dropout, backend, seed=layer_seed))
         d_in = d_out
     layers.append(Linear(d_in, n_outputs, backend, init=init, seed=seeds[-1]))

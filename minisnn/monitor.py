@@ -14,10 +14,8 @@ where the slope lam*alpha*exp(x) has fallen to 5% of lam*alpha), that is when it
 below selu(saturation_input). It is measured on SELU and LinearSELU outputs (NaN for other layers).
 A LinearSELU whose alpha dropout was applied in the pass outputs a*s + b for kept units s and
 a*alpha' + b for dropped ones; the fraction is then taken over kept units only, against the mapped
-threshold, so it measures the SELU and not the dropout. Whether dropout was applied is read from
-the output itself: a training pass sets about a fraction `rate` of the units exactly to the
-dropped value, an evaluation pass almost none (the test is "at least rate/2"; for outputs with
-fewer than about 20/rate units it can misjudge a pass).
+threshold, so it measures the SELU and not the dropout (dropout applies in training passes only;
+Sequential passes the train flag to the hooks).
 
 Drift: a layer whose output should sit at the fixed point (SELU, LinearSELU, AlphaDropout) drifts
 when its mean leaves fixed_point[0] +- mean_tolerance or its variance leaves
@@ -92,8 +90,8 @@ class ActivationMonitor:
         self._recording = False
 
     # ---- hooks called by Sequential --------------------------------------------------------------
-    def on_forward(self, index: int, layer: Layer, y) -> None:
-        """Called after layer `index` computed its output y (N, D)."""
+    def on_forward(self, index: int, layer: Layer, y, train: bool) -> None:
+        """Called after layer `index` computed its output y (N, D) in a training or evaluation pass."""
         if not self.enabled:
             return
         if index == 0:
@@ -110,7 +108,7 @@ class ActivationMonitor:
         record = self.records[-1]
         record["mean"][index] = mean
         record["variance"][index] = variance
-        record["saturation"][index] = self._saturation(layer, y)
+        record["saturation"][index] = self._saturation(layer, y, train)
         if isinstance(layer, _SELU_OUTPUT_LAYERS):
             self._check_drift(index, mean, variance)
 
@@ -120,17 +118,16 @@ class ActivationMonitor:
             self.records[-1]["grad_variance"][index] = float(dx.var(dtype=np.float64))
 
     # ---- measurements ------------------------------------------------------------------------------
-    def _saturation(self, layer: Layer, y) -> float:
+    def _saturation(self, layer: Layer, y, train: bool) -> float:
         if not isinstance(layer, (SELU, LinearSELU)):
             return math.nan
         threshold = layer.lam * layer.alpha * math.expm1(self.saturation_input)  # selu(saturation_input)
         dropout = getattr(layer, "dropout", None)
-        if dropout is not None and dropout.active:
+        if train and dropout is not None and dropout.active:  # kept units are a*s + b with a > 0
             kept = y != y.dtype.type(dropout.dropped)  # (N, D)
             kept_fraction = float(kept.mean(dtype=np.float64))
-            if kept_fraction <= 1.0 - dropout.rate / 2:  # alpha dropout was applied: kept units are a*s + b, a > 0
-                saturated = (y <= dropout.scale * threshold + dropout.shift) & kept
-                return float(saturated.mean(dtype=np.float64)) / max(kept_fraction, 1e-300)
+            saturated = (y <= dropout.scale * threshold + dropout.shift) & kept
+            return float(saturated.mean(dtype=np.float64)) / max(kept_fraction, 1e-300)
         return float((y <= threshold).mean(dtype=np.float64))
 
     def _check_drift(self, index: int, mean: float, variance: float) -> None:

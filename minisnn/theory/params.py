@@ -20,7 +20,8 @@ import math
 from dataclasses import dataclass
 
 from ..constants import AlphaDropoutParams, alpha_dropout_params
-from .fixed_points import FixedPoint, fixed_point
+from .fixed_points import FixedPoint
+from .jacobian import eigenvalues, jacobian, spectral_norm
 from .moments import gaussian_terms, moment_map
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -47,8 +48,10 @@ class SeluParams:
         return alpha_dropout_params(rate, mu=self.mu, nu=self.nu, alpha=self.alpha, lam=self.lam)
 
     def fixed_point(self) -> FixedPoint:
-        """The fixed point of g with these parameters, with its Jacobian and spectral norm."""
-        return fixed_point(self.omega, self.tau, self.alpha, self.lam, start=(self.mu, self.nu))
+        """The target as a FixedPoint of g: the Jacobian H there, its spectral norm and eigenvalues."""
+        H = jacobian(self.mu, self.nu, self.omega, self.tau, self.alpha, self.lam)
+        return FixedPoint(mu=self.mu, nu=self.nu, omega=self.omega, tau=self.tau, alpha=self.alpha, lam=self.lam,
+                          jacobian=H, spectral_norm=float(spectral_norm(H)), eigenvalues=eigenvalues(H), iterations=0)
 
 
 def _coefficients(mu: float, nu: float, omega: float, tau: float) -> tuple[float, float, float, float]:

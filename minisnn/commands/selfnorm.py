@@ -1,0 +1,65 @@
+"""`minisnn selfnorm`: per-layer statistics of deep SELU, ReLU, tanh and ELU networks next to g's prediction."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..backends import BACKEND_NAMES, get_backend
+from ..selfnorm import ACTIVATIONS, format_selfnorm, plot_selfnorm, run_selfnorm
+from ..theory._optional import figure_class
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "selfnorm",
+        help="show self-normalization: per-layer mean/variance of deep SELU vs ReLU/tanh/ELU nets, optional plot",
+        description="Push standardized data (the N(0, 1) inputs of the synthetic problem by default) through deep "
+        "networks of each activation at initialization and after a short training run, and print every hidden "
+        "layer's mean and variance next to what the moment map g predicts for SELU. With --plot, draw the "
+        "(mu, nu) trajectories over the field of g (the paper's Figure 2) and the per-layer statistics. "
+        "Needs SciPy (minisnn[theory]); --plot needs matplotlib (minisnn[plots]).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--depth", type=int, default=32, help="hidden layers of every network")
+    p.add_argument("--width", type=int, default=256, help="units per hidden layer")
+    p.add_argument("--activations", default=",".join(ACTIVATIONS), help="comma-separated subset of " + ", ".join(ACTIVATIONS))
+    p.add_argument("--data", default=None,
+                   help="data set (synthetic | htru2 | uci:NAME | PATH.csv/.npz; default: a small synthetic problem)")
+    p.add_argument("--label-column", default=None, help="label column of a CSV/NPZ file")
+    p.add_argument("--samples", type=int, default=1024, help="probe inputs pushed through each network")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs before the second measurement (0: skip)")
+    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default="numpy")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write the figure to this PNG file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise ValueError(f"--plot writes a PNG file: give a name ending in .png, got {str(args.plot)!r}")
+    data = None
+    if args.data is not None:
+        from ..data import load_dataset
+
+        data = load_dataset(args.data, label_column=args.label_column)
+    activations = tuple(a.strip() for a in args.activations.split(",") if a.strip())
+    backend = get_backend(args.backend, dtype=args.dtype, seed=args.seed)
+    try:
+        if args.plot is not None:
+            figure_class()  # fail before the measurements when matplotlib is missing
+        result = run_selfnorm(depth=args.depth, width=args.width, activations=activations, data=data,
+                              n_probe=args.samples, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              backend=backend, seed=args.seed)
+        print(format_selfnorm(result))
+        if args.plot is not None:
+            plot_selfnorm(result, args.plot)
+            print(f"\nwrote {args.plot}")
+    except ImportError as exc:
+        print(f"minisnn selfnorm: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
