@@ -10,7 +10,7 @@ This module needs no GPU and no CuPy: the compile test and the backend both use 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 # file stem -> kernels it defines; each is a template on T, instantiated as NAME<float>, NAME<double>.
@@ -47,7 +47,7 @@ def kernel_dir() -> Path:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_source(stem: str) -> str:
     """The text of kernels/<stem>.cu with its local includes inlined (each header once)."""
     if stem not in KERNELS:
@@ -78,7 +78,7 @@ def kernel_name(kernel: str, dtype_name: str) -> str:
     return f"{kernel}<{CTYPES[dtype_name]}>"
 
 
-@lru_cache(maxsize=None)
+@cache
 def header_constants() -> dict[str, int | float]:
     """name -> value of every `[[maybe_unused]] constexpr TYPE NAME = VALUE;` line of common.cuh."""
     text = (kernel_dir() / COMMON_HEADER).read_text(encoding="utf-8")

@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("cupy")
 nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc")
 
-from minisnn import kernel_sources  # noqa: E402
+from minisnn import kernel_sources
+from minisnn.backends.cupy_backend import COMPILE_OPTIONS
 
 ARCHS = ("sm_80", "sm_90")
-OPTIONS = ("--std=c++17",)  # the backend's COMPILE_OPTIONS
 
 
 def compile_kernels(stem: str, arch: str) -> tuple[str, dict[str, str]]:
@@ -26,7 +26,7 @@ def compile_kernels(stem: str, arch: str) -> tuple[str, dict[str, str]]:
         for expression in expressions:
             nvrtc.addNameExpression(program, expression)
         try:
-            nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", *OPTIONS])
+            nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", *COMPILE_OPTIONS])
         except nvrtc.NVRTCError as exc:
             raise AssertionError(f"{stem}.cu does not compile for {arch}:\n{nvrtc.getProgramLog(program)}") from exc
         log = nvrtc.getProgramLog(program).strip("\x00").strip()
@@ -60,6 +60,6 @@ def test_a_broken_kernel_fails_the_check():
     program = nvrtc.createProgram("__global__ void broken() { undefined_name; }", "broken.cu", [], [])
     try:
         with pytest.raises(nvrtc.NVRTCError):
-            nvrtc.compileProgram(program, ["--gpu-architecture=sm_80", *OPTIONS])
+            nvrtc.compileProgram(program, ["--gpu-architecture=sm_80", *COMPILE_OPTIONS])
     finally:
         nvrtc.destroyProgram(program)

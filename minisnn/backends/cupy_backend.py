@@ -31,7 +31,10 @@ except ImportError as exc:
 SGEMM_VARIANTS = ("sgemm_naive", "sgemm_tiled", "sgemm_register_blocked")
 COMPILE_OPTIONS = ("--std=c++17",)
 MAX_GRID_Y = 65535
-_SHAPES = kernel_sources.header_constants()  # launch shapes shared with kernels/common.cuh
+try:
+    _SHAPES = kernel_sources.header_constants()  # launch shapes shared with kernels/common.cuh
+except FileNotFoundError as exc:  # an installation without the kernel sources
+    raise BackendUnavailable(str(exc)) from exc
 
 
 @lru_cache(maxsize=1)
@@ -155,15 +158,16 @@ class CupyBackend(Backend):
         t = x.dtype.type
         return t(lam), t(float(lam) * float(alpha))
 
-    def _grid(self, n: int, block: int) -> int:
-        """Blocks for a grid-stride loop over n items: enough to fill the GPU once, no more."""
-        return max(1, min(_ceil_div(n, block), self._resident_threads // block))
+    def _grid(self, n: int, items_per_block: int, block: int) -> int:
+        """Blocks of `block` threads for a grid-stride loop: enough to cover n items, at most one full GPU."""
+        return max(1, min(_ceil_div(n, items_per_block), self._resident_threads // block))
 
     def _elementwise(self, stem: str, kernel: str, n: int, dtype: np.dtype, args: tuple) -> None:
         if n == 0:
             return
         block = _SHAPES["ELEMENTWISE_BLOCK"]
-        self._kernel(stem, kernel, dtype)((self._grid(n, block),), (block,), args)
+        grid = self._grid(n, block * _SHAPES["ELEMENTWISE_UNROLL"], block)
+        self._kernel(stem, kernel, dtype)((grid,), (block,), args)
 
     def _column_reduce(self, stem: str, kernel: str, x, out, args_before: tuple, args_after: tuple) -> None:
         """Run a column-reduction kernel over (rows, d) `x`: sums go to `out` (d,) (two passes if needed).
@@ -179,7 +183,7 @@ class CupyBackend(Backend):
         bx, by = _SHAPES["COLUMN_BLOCK_X"], _SHAPES["COLUMN_BLOCK_Y"]
         col_blocks = _ceil_div(d, bx)
         wanted = max(1, self._resident_threads // (bx * by) // col_blocks)
-        chunks = min(wanted, _ceil_div(rows, by), MAX_GRID_Y)
+        chunks = min(wanted, _ceil_div(rows, by * _SHAPES["COLUMN_UNROLL"]), MAX_GRID_Y)
         rows_per_chunk = _ceil_div(rows, chunks)
         chunks = _ceil_div(rows, rows_per_chunk)
         partial_sums = out if chunks == 1 else cp.empty((chunks, d), dtype=x.dtype)  # (chunks, d)
@@ -236,7 +240,11 @@ class CupyBackend(Backend):
             raise ValueError(f"dy {dy.shape} and y {y.shape} must have the same shape")
         out = self._output(out, dy.shape, dy.dtype)
         self._elementwise(
-            "selu", "selu_backward", dy.size, dy.dtype, (dy, y, out, np.int64(dy.size)) + self._selu_args(dy, alpha, lam)
+            "selu",
+            "selu_backward",
+            dy.size,
+            dy.dtype,
+            (dy, y, out, np.int64(dy.size)) + self._selu_args(dy, alpha, lam),
         )
         return out
 
@@ -280,7 +288,8 @@ class CupyBackend(Backend):
         x = self._input(x, name="x")
         out = self._output(out, x.shape, x.dtype)
         t = x.dtype.type
-        args = (x, out, np.int64(x.size)) + self._mask_args(mask, x.size) + (t(mask.scale), t(mask.shift), t(mask.dropped))
+        affine = (t(mask.scale), t(mask.shift), t(mask.dropped))
+        args = (x, out, np.int64(x.size)) + self._mask_args(mask, x.size) + affine
         self._elementwise("dropout", "alpha_dropout_forward", x.size, x.dtype, args)
         return out
 
@@ -328,7 +337,7 @@ class CupyBackend(Backend):
         if n > 0:
             block = _SHAPES["ROW_BLOCK"]
             self._kernel("softmax_xent", "softmax_xent_forward", logits.dtype)(
-                (self._grid(n * block, block),), (block,), (logits, labels, probs, row_loss, np.int64(n), np.int32(c))
+                (self._grid(n, 1, block),), (block,), (logits, labels, probs, row_loss, np.int64(n), np.int32(c))
             )
         self._kernel("softmax_xent", "mean_reduce", logits.dtype)(
             (1,), (_SHAPES["REDUCE_BLOCK"],), (row_loss, np.int64(n), loss)
