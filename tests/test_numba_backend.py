@@ -1,5 +1,6 @@
 """The Numba backend: every hot op and variant against minisnn.reference, masks bit for bit, training."""
 
+import os
 import subprocess
 import sys
 
@@ -8,13 +9,13 @@ import pytest
 
 pytest.importorskip("numba")
 
-from conftest import TOLERANCES, assert_close  # noqa: E402
+from conftest import TOLERANCES, assert_close
 
-from minisnn import reference as ref  # noqa: E402
-from minisnn.backends import get_backend  # noqa: E402
-from minisnn.backends.numba_backend import NumbaBackend  # noqa: E402
-from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params  # noqa: E402
-from minisnn.rng import DropoutMask, dropout_key, keep_threshold  # noqa: E402
+from minisnn import reference as ref
+from minisnn.backends import get_backend
+from minisnn.backends.numba_backend import NumbaBackend
+from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
+from minisnn.rng import DropoutMask, dropout_key, keep_threshold
 
 ELEMENTWISE_SHAPES = [(1,), (31,), (1003,), (257, 129)]
 ROW_SHAPES = [(1, 1), (1, 31), (3, 1003), (257, 129)]
@@ -276,6 +277,31 @@ def test_ops_write_into_given_buffers_including_in_place():
     assert_close(x, ref.selu_forward(*f64(z)), "float32")
 
 
+IN_PLACE_CALLS = {  # op -> call(be, first, second, b, mask, out): `out` may alias `first`
+    "selu_forward": lambda be, x, y, b, m, out: be.selu_forward(x, ALPHA_01, LAMBDA_01, out=out),
+    "selu_backward": lambda be, dy, y, b, m, out: be.selu_backward(dy, y, ALPHA_01, LAMBDA_01, out=out),
+    "bias_selu_forward": lambda be, z, y, b, m, out: be.bias_selu_forward(z, b, ALPHA_01, LAMBDA_01, out=out),
+    "bias_selu_backward": lambda be, dy, y, b, m, out: be.bias_selu_backward(dy, y, ALPHA_01, LAMBDA_01, dz=out)[0],
+    "alpha_dropout_forward": lambda be, x, y, b, m, out: be.alpha_dropout_forward(x, m, out=out),
+    "alpha_dropout_backward": lambda be, dy, y, b, m, out: be.alpha_dropout_backward(dy, m, out=out),
+    "bias_selu_dropout_forward": lambda be, z, y, b, m, out: be.bias_selu_dropout_forward(z, b, m, ALPHA_01,
+                                                                                        LAMBDA_01, out=out),
+    "bias_selu_dropout_backward": lambda be, dy, y, b, m, out: be.bias_selu_dropout_backward(
+        dy, y, m, ALPHA_01, LAMBDA_01, dz=out)[0],
+}
+
+
+@pytest.mark.parametrize("op", sorted(IN_PLACE_CALLS))
+def test_in_place_calls_equal_out_of_place_calls_bit_for_bit(op):
+    be, rng, mask = NumbaBackend(), np.random.default_rng(2), make_mask(rate=0.3)
+    first, b = make(rng, (37, 129), "float32", special=True), make(rng, (129,), "float32")
+    y = ref.bias_selu_dropout_forward(make(rng, (37, 129), "float32"), b, mask).astype(np.float32)
+    separate = IN_PLACE_CALLS[op](be, first, y, b, mask, np.empty_like(first))
+    aliased = first.copy()
+    assert IN_PLACE_CALLS[op](be, aliased, y, b, mask, aliased) is aliased
+    assert np.array_equal(aliased, separate, equal_nan=True)
+
+
 def test_a_non_contiguous_out_receives_the_result():
     be, rng = NumbaBackend(), np.random.default_rng(0)
     x = make(rng, (31, 17), "float32")
@@ -284,7 +310,7 @@ def test_a_non_contiguous_out_receives_the_result():
     assert be.selu_forward(x, ALPHA_01, LAMBDA_01, out=out) is out
     assert_close(holder.T, ref.selu_forward(*f64(x)), "float32")
     db_holder = np.zeros((17, 2), np.float32)
-    dz, db = be.bias_selu_backward(x, ref.selu_forward(x), ALPHA_01, LAMBDA_01, db=db_holder[:, 0])
+    _, db = be.bias_selu_backward(x, ref.selu_forward(x), ALPHA_01, LAMBDA_01, db=db_holder[:, 0])
     assert db.base is db_holder and np.array_equal(db_holder[:, 0], db)
 
 
@@ -302,12 +328,17 @@ def test_bad_input_gives_a_clear_error(call, message):
         call(NumbaBackend(), np.zeros((4, 5), np.float32))
 
 
-def test_kernels_are_compiled_with_caching():
+def test_kernels_are_cached_and_still_run_where_no_cache_location_exists():
     from minisnn.backends import numba_backend
 
-    if not numba_backend._CACHE:
-        pytest.skip("no writable cache directory here")
-    assert type(numba_backend._selu_forward_kernel._cache).__name__ == "FunctionCache"
+    assert numba_backend.kernels_are_cached()
+    script = ("import numpy as np; from minisnn.backends import numba_backend as nb\n"
+              "y = nb.NumbaBackend().selu_forward(np.array([-1.0, 2.0], np.float32), 1.6732632, 1.0507010)\n"
+              "print(nb.kernels_are_cached(), [round(v, 4) for v in y.tolist()])")
+    # _IPythonCacheLocator applies to IPython cells only: Numba finds no locator for this file.
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == ["False", "[-1.1113,", "2.1014]"]
 
 
 def test_get_backend_finds_numba_and_falls_back_without_it():
@@ -337,7 +368,7 @@ def test_twenty_seeded_training_steps_give_the_same_losses_on_numpy_and_numba():
     for name in ("numpy", "numba"):
         be = get_backend(name, dtype="float32", seed=0)
         model = mlp(20, 2, depth=4, width=48, dropout=0.1, backend=be, seed=3)
-        loss, optimizer = SoftmaxCrossEntropy(be), SGD(model.parameters(), lr=0.05, momentum=0.9)
+        loss, optimizer = SoftmaxCrossEntropy(be), SGD(model, lr=0.05, momentum=0.9)
         losses[name] = [float(train_step(model, loss, optimizer, x, labels)) for _ in range(20)]
     assert losses["numpy"][-1] < losses["numpy"][0]  # it trains
     np.testing.assert_allclose(losses["numba"], losses["numpy"], rtol=1e-5)

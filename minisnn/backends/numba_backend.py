@@ -4,32 +4,36 @@ Kernels see C-contiguous arrays only: elementwise ops run over the flat array, b
 (N, D) rows. A non-contiguous input is copied first, and a non-contiguous `out` is filled via a
 temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op allocates.
 
-Speed comes from three things:
-- SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call. `_expm1_nonpositive`
-  is a branch-free Cody-Waite range reduction plus a Taylor polynomial (degree 7 in float32,
-  13 in float64) that LLVM vectorizes; its error is a few ulp of the dtype. No fastmath: the
-  range reduction depends on the exact order of operations.
+Speed comes from four things:
+- SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call (variant
+  v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_nonpositive` is a branch-free Cody-Waite
+  range reduction plus a Taylor polynomial (degree 7 in float32, 13 in float64) that LLVM
+  vectorizes; its error is a few ulp of the dtype. fastmath is limited to "contract" (FMA
+  fusion, which only removes roundings): reassociation would break the range reduction.
 - The dropout hash keeps every product in uint32 (`np.uint32(...)` after each operation, since
-  Numba widens uint32 arithmetic to 64 bits); the keep decision becomes a vector select, never a
-  branch, and the bits equal minisnn.rng's for every element.
+  Numba widens uint32 arithmetic to 64 bits; variant v1_widening_hash shows the cost); the keep
+  decision becomes a vector select, never a branch, and the bits equal minisnn.rng's.
+- In place: LLVM guards each vectorized loop with a runtime overlap check that rejects
+  out-is-input, which would send the layers' in-place calls (out=z) to the scalar loop (20x
+  slower); kernels test `_same_data` and then loop over the one array.
 - Fusion: bias + SELU (+ alpha dropout) in one pass, SELU backward from the output, and the
   bias-gradient column sum accumulated in the same pass that writes dz.
 
-Threads: the kernels are serial (parallel=False). On a 2-core machine one core nearly saturates
-memory bandwidth for these streaming kernels, while Numba's OpenMP pool and OpenBLAS's pthread
-pool spin-wait and slow each other when calls alternate within a training step; BLAS keeps both
-cores for the matrix products, which are the bulk of a step. The `v2_parallel` variants (prange)
-are there to measure that choice (bench/kernels.py, bench/train_step.py).
+Threads: the kernels are serial (parallel=False). Measured on the 2-core machine, one core
+saturates memory for these streaming kernels: the SGD update of 8.2M parameters took 3.4 ms
+serial, 7.6 ms with prange on Numba's OpenMP layer (its spinning threads fight OpenBLAS's
+pthreads; a following GEMM slowed too) and 3.2 ms on the workqueue layer; right after a GEMM,
+while OpenBLAS's idle threads still spin, a prange kernel on a tiny array took 7 ms instead of
+10 us. BLAS keeps both cores for the matrix products, the bulk of a step. The `v2_parallel`
+variants keep the comparison measurable (bench/kernels.py).
 
-Every kernel is compiled with cache=True (one compile per dtype, reused by later processes); when
-no cache directory is writable, kernels are compiled in each process instead.
+Every kernel is compiled with cache=True (one compile per dtype and layout, reused by later
+processes); where Numba finds no writable cache location, kernels are compiled in each process.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
@@ -47,25 +51,16 @@ except ImportError as exc:  # pragma: no cover - exercised where numba is absent
     ) from exc
 
 
-def _cache_is_writable() -> bool:
-    """True when Numba can store compiled kernels (next to this file, or in its cache dir)."""
-    candidates = [os.environ.get("NUMBA_CACHE_DIR"), os.path.join(os.path.dirname(__file__), "__pycache__")]
-    for directory in filter(None, candidates):
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with tempfile.TemporaryFile(dir=directory):
-                return True
-        except OSError:
-            continue
-    return False
-
-
-_CACHE = _cache_is_writable()
-
-
 def _kernel(fn=None, **options):
-    """numba.njit with the cache setting of this process; parallel kernels opt in with parallel=True."""
-    decorate = numba.njit(cache=_CACHE, nogil=True, fastmath={"contract"}, **options)
+    """numba.njit with cache=True, or without a cache where Numba finds no writable cache location."""
+    options = {"nogil": True, "fastmath": {"contract"}, **options}
+
+    def decorate(function):
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available": compile per process
+            return numba.njit(cache=False, **options)(function)
+
     return decorate if fn is None else decorate(fn)
 
 
@@ -102,7 +97,7 @@ def _expm1_nonpositive(x):
 
 
 def _expm1_nonpositive_f32(x):
-    x = _F32(-87.0) if x < _F32(-87.0) else x  # keeps 2**k normal; expm1 is -1 below anyway
+    x = _F32(-87.0) if x < _F32(-87.0) else x  # keeps 2**k normal (expm1 is -1 below) and keeps NaN
     k = np.floor(x * _F32(_LOG2E) + _F32(0.5))
     r = (x - k * _LN2_HI_F32) - k * _LN2_LO_F32  # |r| <= ln2/2
     p = r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (_F32(1 / 24) + r * (
@@ -112,7 +107,7 @@ def _expm1_nonpositive_f32(x):
 
 
 def _expm1_nonpositive_f64(x):
-    x = -708.0 if x < -708.0 else x
+    x = -708.0 if x < -708.0 else x  # keeps 2**k normal and keeps NaN
     k = np.floor(x * _LOG2E + 0.5)
     r = (x - k * _LN2_HI_F64) - k * _LN2_LO_F64
     p = r * (1.0 + r * (_C[2] + r * (_C[3] + r * (_C[4] + r * (_C[5] + r * (_C[6] + r * (_C[7] + r * (
@@ -121,7 +116,7 @@ def _expm1_nonpositive_f64(x):
     return t * p + (t - 1.0)
 
 
-@overload(_expm1_nonpositive, inline="always")
+@overload(_expm1_nonpositive)
 def _expm1_nonpositive_impl(x):
     if x == types.float32:
         return _expm1_nonpositive_f32
@@ -134,7 +129,7 @@ _SHIFT16, _SHIFT15 = np.uint32(16), np.uint32(15)
 _MUL1, _MUL2 = np.uint32(MIX_MUL1), np.uint32(MIX_MUL2)
 
 
-@_kernel(inline="always")
+@_kernel
 def _mix32(x):
     """lowbias32 with uint32 wraparound (each result cast back so LLVM keeps 32-bit lanes)."""
     x = np.uint32(x ^ (x >> _SHIFT16))
@@ -144,29 +139,48 @@ def _mix32(x):
     return np.uint32(x ^ (x >> _SHIFT15))
 
 
-@_kernel(inline="always")
+@_kernel
 def _kept(index, k0, k1, threshold):
     """The keep bit of flat element `index` (uint32), as in minisnn.rng."""
     return _mix32(np.uint32(_mix32(np.uint32(index ^ k0)) ^ k1)) < threshold
 
 
-@_kernel(inline="always")
+@_kernel
+def _same_data(a, b):
+    """True when b is a (write) alias of a: then kernels loop over a alone, since LLVM's runtime
+    overlap check would otherwise send every in-place call to the scalar loop."""
+    return a.ctypes.data == b.ctypes.data
+
+
+@_kernel
 def _selu(x, lam, lam_alpha):
     negative = x if x <= 0 else x - x  # keeps NaN; exp never sees x > 0
     return lam * x if x > 0 else lam_alpha * _expm1_nonpositive(negative)
 
 
-@_kernel(inline="always")
+@_kernel
 def _selu_slope(y, lam, lam_alpha):
     return lam if y > 0 else y + lam_alpha
+
+
+@_kernel
+def _dropout_selu_grad(dy, y, index, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, zero):
+    """dz of one element of y = dropout(selu(z)), from y alone."""
+    s = (y - shift) * inverse_scale  # the SELU output before dropout
+    g = scale * (dy * _selu_slope(s, lam, lam_alpha))
+    return g if _kept(np.uint32(index), k0, k1, threshold) else zero
 
 
 # ---- elementwise kernels over flat (n,) arrays ----------------------------------------------
 
 @_kernel
 def _selu_forward_kernel(x, lam, lam_alpha, out):
-    for i in range(x.size):
-        out[i] = _selu(x[i], lam, lam_alpha)
+    if _same_data(x, out):
+        for i in range(x.size):
+            x[i] = _selu(x[i], lam, lam_alpha)
+    else:
+        for i in range(x.size):
+            out[i] = _selu(x[i], lam, lam_alpha)
 
 
 @_kernel(parallel=True)
@@ -183,14 +197,22 @@ def _selu_forward_libm_kernel(x, lam, lam_alpha, out):
 
 @_kernel
 def _selu_backward_kernel(dy, y, lam, lam_alpha, out):
-    for i in range(y.size):
-        out[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
+    if _same_data(dy, out):
+        for i in range(y.size):
+            dy[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
+    else:
+        for i in range(y.size):
+            out[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
 
 
 @_kernel
 def _alpha_dropout_forward_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    for i in range(x.size):
-        out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+    if _same_data(x, out):
+        for i in range(x.size):
+            x[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+    else:
+        for i in range(x.size):
+            out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
 
 
 @_kernel(parallel=True)
@@ -217,8 +239,12 @@ def _alpha_dropout_forward_widening_kernel(x, k0, k1, threshold, scale, shift, d
 @_kernel
 def _alpha_dropout_backward_kernel(dy, k0, k1, threshold, scale, out):
     zero = scale - scale
-    for i in range(dy.size):
-        out[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
+    if _same_data(dy, out):
+        for i in range(dy.size):
+            dy[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
+    else:
+        for i in range(dy.size):
+            out[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
 
 
 # ---- row kernels over (N, D) arrays ---------------------------------------------------------
@@ -226,30 +252,48 @@ def _alpha_dropout_backward_kernel(dy, k0, k1, threshold, scale, out):
 @_kernel
 def _bias_selu_forward_kernel(z, b, lam, lam_alpha, out):
     n, d = z.shape
+    in_place = _same_data(z, out)
     for r in range(n):
-        for c in range(d):
-            out[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
+        if in_place:
+            for c in range(d):
+                z[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
+        else:
+            for c in range(d):
+                out[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
 
 
 @_kernel
 def _bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, scale, shift, dropped, out):
     n, d = z.shape
+    in_place = _same_data(z, out)
     for r in range(n):
         base = np.uint32(r * d)
-        for c in range(d):
-            y = _selu(z[r, c] + b[c], lam, lam_alpha)
-            out[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+        if in_place:
+            for c in range(d):
+                y = _selu(z[r, c] + b[c], lam, lam_alpha)
+                z[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+        else:
+            for c in range(d):
+                y = _selu(z[r, c] + b[c], lam, lam_alpha)
+                out[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
 
 
 @_kernel
 def _bias_selu_backward_kernel(dy, y, lam, lam_alpha, dz, db):
     n, d = y.shape
+    in_place = _same_data(dy, dz)
     db[:] = 0
     for r in range(n):
-        for c in range(d):
-            g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
-            dz[r, c] = g
-            db[c] += g
+        if in_place:
+            for c in range(d):
+                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
+                dy[r, c] = g
+                db[c] += g
+        else:
+            for c in range(d):
+                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
+                dz[r, c] = g
+                db[c] += g
 
 
 @_kernel
@@ -257,15 +301,22 @@ def _bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold,
     n, d = y.shape
     inverse_scale = 1 / scale
     zero = scale - scale
+    in_place = _same_data(dy, dz)
     db[:] = 0
     for r in range(n):
         base = np.uint32(r * d)
-        for c in range(d):
-            s = (y[r, c] - shift) * inverse_scale  # the SELU output before dropout
-            g = scale * (dy[r, c] * _selu_slope(s, lam, lam_alpha))
-            g = g if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
-            dz[r, c] = g
-            db[c] += g
+        if in_place:
+            for c in range(d):
+                g = _dropout_selu_grad(dy[r, c], y[r, c], base + c, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                                       inverse_scale, zero)
+                dy[r, c] = g
+                db[c] += g
+        else:
+            for c in range(d):
+                g = _dropout_selu_grad(dy[r, c], y[r, c], base + c, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                                       inverse_scale, zero)
+                dz[r, c] = g
+                db[c] += g
 
 
 @_kernel
@@ -290,12 +341,12 @@ def _softmax_cross_entropy_forward_kernel(logits, labels, probs):
         for c in range(1, classes):
             row_max = max(row_max, logits[r, c])
         label_logit = logits[r, label] - row_max
-        total = 0.0
+        for c in range(classes):  # exp(shifted logit) of a non-positive argument: the vector polynomial
+            probs[r, c] = _expm1_nonpositive(logits[r, c] - row_max) + 1
+        total = probs[r, 0] - probs[r, 0]
         for c in range(classes):
-            e = math.exp(logits[r, c] - row_max)
-            probs[r, c] = e
-            total += e
-        inverse = 1.0 / total
+            total += probs[r, c]
+        inverse = 1 / total
         for c in range(classes):
             probs[r, c] *= inverse
         total_loss += math.log(total) - label_logit
@@ -318,24 +369,32 @@ def _softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
 
 
 @_kernel
-def _sgd_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+def _sgd_kernel(param, grad, lr, weight_decay):
+    for i in range(param.size):
+        param[i] -= lr * (grad[i] + weight_decay * param[i])
+
+
+@_kernel
+def _sgd_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
     for i in range(param.size):
         g = grad[i] + weight_decay * param[i]
-        if momentum != 0:
-            v = momentum * velocity[i] + g
-            velocity[i] = v
-            g = g + momentum * v if nesterov else v
-        param[i] -= lr * g
+        v = momentum * velocity[i] + g
+        velocity[i] = v
+        param[i] -= lr * (g + momentum * v if nesterov else v)
 
 
 # ---- wrappers: validation, layout, scalars --------------------------------------------------
 
-def _float_dtype(*arrays: np.ndarray) -> np.dtype:
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _float_dtype(first: np.ndarray, *others: np.ndarray) -> np.dtype:
     """The common float dtype of the operands, or a ValueError naming the mismatch."""
-    dtypes = {np.dtype(a.dtype) for a in arrays}
-    if len(dtypes) != 1 or next(iter(dtypes)).name not in ("float32", "float64"):
-        raise ValueError(f"numba backend ops need operands of one dtype, float32 or float64; got {sorted(map(str, dtypes))}")
-    return dtypes.pop()
+    dtype = first.dtype
+    if dtype not in _FLOAT_DTYPES or any(a.dtype != dtype for a in others):
+        names = sorted({str(a.dtype) for a in (first, *others)})
+        raise ValueError(f"numba backend ops need operands of one dtype, float32 or float64; got {names}")
+    return dtype
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
@@ -359,9 +418,9 @@ def _deliver(target: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _check_same_shape(**arrays: np.ndarray) -> None:
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) != 1:
+def _check_same_shape(names: tuple[str, ...], *arrays: np.ndarray) -> None:
+    if any(a.shape != arrays[0].shape for a in arrays[1:]):
+        shapes = ", ".join(f"{name} {a.shape}" for name, a in zip(names, arrays))
         raise ValueError(f"operands must have equal shapes, got {shapes}")
 
 
@@ -387,6 +446,11 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
+def kernels_are_cached() -> bool:
+    """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
+    return type(_selu_forward_kernel._cache).__name__ != "NullCache"
+
+
 class NumbaBackend(Backend):
     name = "numba"
     xp = np
@@ -402,7 +466,7 @@ class NumbaBackend(Backend):
     def info(self) -> dict:
         info = super().info()
         info.update(numba=numba.__version__, numba_threads=numba.config.NUMBA_NUM_THREADS,
-                    numba_threading_layer=numba.config.THREADING_LAYER, kernel_cache=_CACHE)
+                    numba_threading_layer=numba.config.THREADING_LAYER, kernel_cache=kernels_are_cached())
         return info
 
     def matmul(self, a, b, out=None):
@@ -412,7 +476,7 @@ class NumbaBackend(Backend):
     def _elementwise(self, kernel, inputs, out, *scalars):
         """Run a flat elementwise kernel: inputs (same shape), scalars, then the output."""
         dtype = _float_dtype(*inputs)
-        _check_same_shape(**{f"input{i}": a for i, a in enumerate(inputs)})
+        _check_same_shape(("first operand", "second operand"), *inputs)
         target = _target(out, inputs[0].shape, dtype)
         kernel(*(_flat(_contiguous(a)) for a in inputs), *scalars, _flat(target))
         return _deliver(target, out)
@@ -440,7 +504,7 @@ class NumbaBackend(Backend):
         """Run a fused (dz, db) kernel over (N, D) operands."""
         if y.ndim != 2:
             raise ValueError(f"expected (N, D) operands, got shape {y.shape}")
-        _check_same_shape(dy=dy, y=y)
+        _check_same_shape(("dy", "y"), dy, y)
         dtype = _float_dtype(dy, y)
         dz_target = _target(dz, y.shape, dtype, "dz")
         db_target = _target(db, (y.shape[1],), dtype, "db")
@@ -525,10 +589,12 @@ class NumbaBackend(Backend):
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         arrays = (param, grad) if momentum == 0.0 else (param, grad, velocity)
         dtype = _float_dtype(*arrays)
-        _check_same_shape(**{name: a for name, a in zip(("param", "grad", "velocity"), arrays)})
+        _check_same_shape(("param", "grad", "velocity"), *arrays)
         if not param.flags.c_contiguous or (momentum != 0.0 and not velocity.flags.c_contiguous):
             raise ValueError("sgd_update updates param and velocity in place: they must be C-contiguous")
-        velocity_flat = _flat(velocity) if momentum != 0.0 else _flat(param)[:0]
         scalar = dtype.type
-        _sgd_kernel(_flat(param), _flat(_contiguous(grad)), velocity_flat, scalar(lr), scalar(momentum),
-                    scalar(weight_decay), bool(nesterov))
+        if momentum == 0.0:
+            _sgd_kernel(_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
+        else:
+            _sgd_momentum_kernel(_flat(param), _flat(_contiguous(grad)), _flat(velocity), scalar(lr), scalar(momentum),
+                                 scalar(weight_decay), bool(nesterov))

@@ -1,0 +1,119 @@
+"""Shared benchmark helpers: timing, copy bandwidth, the machine description, atomic JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+
+if str(REPO_ROOT) not in sys.path:  # run as `python bench/x.py` from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def time_call(fn: Callable[[], Any], min_time: float = 0.3, min_repeats: int = 5, max_repeats: int = 200,
+              warmup: int = 2) -> dict[str, float]:
+    """Median and min wall time of fn() in seconds, after `warmup` untimed calls.
+
+    Repeats until both min_repeats calls and min_time seconds are done (at most max_repeats).
+    """
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < max_repeats and (len(times) < min_repeats or time.perf_counter() - started < min_time):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": len(times)}
+
+
+def copy_bandwidth(n_elements: int, dtype: str = "float32", **timing) -> dict[str, float]:
+    """np.copyto bandwidth in GB/s (bytes read + bytes written), on arrays of n_elements."""
+    src = np.random.default_rng(0).standard_normal(n_elements).astype(dtype)  # (n,)
+    dst = np.empty_like(src)
+    t = time_call(lambda: np.copyto(dst, src), **timing)
+    moved = 2 * src.nbytes
+    return {"gb_per_s": moved / t["min_s"] / 1e9, "median_gb_per_s": moved / t["median_s"] / 1e9,
+            "n_elements": n_elements, **t}
+
+
+def in_place_bandwidth(n_elements: int, dtype: str = "float32", **timing) -> dict[str, float]:
+    """Bandwidth of np.multiply(x, 1, out=x) in GB/s (read + write of one array): the in-place baseline."""
+    x = np.random.default_rng(0).standard_normal(n_elements).astype(dtype)  # (n,)
+    t = time_call(lambda: np.multiply(x, 1, out=x), **timing)
+    moved = 2 * x.nbytes
+    return {"gb_per_s": moved / t["min_s"] / 1e9, "median_gb_per_s": moved / t["median_s"] / 1e9,
+            "n_elements": n_elements, **t}
+
+
+def environment() -> dict[str, Any]:
+    """The machine, library versions and thread settings a result was measured with."""
+    from minisnn.commands.info import blas_info, numba_info
+
+    env_vars = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE")
+    return {
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "numba": numba_info(),
+        "blas": blas_info(),
+        "environment": {name: os.environ[name] for name in env_vars if name in os.environ},
+        "load_average": os.getloadavg(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write payload as JSON atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def default_json_path(name: str) -> Path:
+    return RESULTS_DIR / f"{name}.json"

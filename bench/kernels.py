@@ -1,0 +1,266 @@
+"""Kernel benchmark: every hot op and variant on the numpy and numba backends, against copy bandwidth.
+
+Each (backend, op, variant) is first checked against minisnn.reference (float64) on the benchmark's
+own inputs, then timed; rows that fail the check are reported and not timed (exit status 1).
+Throughput counts the bytes each op must read and write once ((N, D) arrays; the (D,) bias and
+column sums are negligible) and is compared with np.copyto's bandwidth measured in the same run
+(copy counted the same way: read + write). Forward ops are also timed in place (out=z, as the
+layers call them) against an in-place baseline, np.multiply(x, 1, out=x). Matmul is reported in GFLOP/s. Optional rows for
+PyTorch's SELU and alpha dropout give a framework baseline.
+
+    python bench/kernels.py                   # (4096, 4096) float32, JSON to bench/results/kernels.json
+    python bench/kernels.py --quick --json /tmp/k.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from common import copy_bandwidth, default_json_path, environment, in_place_bandwidth, time_call, write_json
+
+from minisnn import reference as ref
+from minisnn.backends import BackendUnavailable, get_backend
+from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
+from minisnn.rng import DropoutMask, dropout_key, keep_threshold
+
+TOLERANCES = {"float32": (2e-5, 2e-6), "float64": (1e-12, 1e-13)}  # (rtol, atol) as in the tests
+N_CLASSES = 10
+MATMUL_SIZE = 1024
+
+
+@dataclass
+class Case:
+    """How to call one op on the benchmark inputs, what it must return, and the bytes it moves."""
+
+    op: str
+    call: Callable[[Callable], Any]  # call(op_fn) -> result
+    expected: Callable[[], Any]  # float64 reference result (array or tuple of arrays)
+    bytes_moved: int
+    column_sum_terms: Callable[[], np.ndarray] | None = None  # rows summed into a (D,) result
+    flops: int = 0
+    prepare: Callable[[], None] | None = None  # resets an in-place case's input before the check
+
+
+def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    p = alpha_dropout_params(0.05)
+    k0, k1 = dropout_key(seed, 1)
+    mask = DropoutMask(k0, k1, keep_threshold(0.05), p.a, p.b, p.dropped_value)
+    x = (2.0 * rng.standard_normal((rows, cols))).astype(dtype)  # (N, D)
+    b = (0.5 * rng.standard_normal(cols)).astype(dtype)  # (D,)
+    n_logits = max(1, rows * cols // N_CLASSES)
+    m = min(MATMUL_SIZE, rows, cols)
+    return {
+        "x": x, "b": b, "mask": mask,
+        "dy": rng.standard_normal((rows, cols)).astype(dtype),  # (N, D)
+        "y": ref.selu_forward(x).astype(dtype),  # (N, D) a SELU output
+        "y_dropout": ref.bias_selu_dropout_forward(x, b, mask).astype(dtype),  # (N, D)
+        "logits": (3.0 * rng.standard_normal((n_logits, N_CLASSES))).astype(dtype),  # (M, C)
+        "labels": rng.integers(0, N_CLASSES, n_logits),  # (M,)
+        "a_mm": rng.standard_normal((m, m)).astype(dtype), "b_mm": rng.standard_normal((m, m)).astype(dtype),
+        "param": rng.standard_normal((rows, cols)).astype(dtype), "velocity": np.zeros((rows, cols), dtype),
+    }
+
+
+def make_cases(inp: dict[str, Any]) -> list[Case]:
+    """One Case per hot op; `out` buffers are preallocated so that timing excludes allocation."""
+    A, L = ALPHA_01, LAMBDA_01
+    x, b, dy, y, yd, mask = inp["x"], inp["b"], inp["dy"], inp["y"], inp["y_dropout"], inp["mask"]
+    logits, labels, a_mm, b_mm = inp["logits"], inp["labels"], inp["a_mm"], inp["b_mm"]
+    f64 = lambda a: np.asarray(a, np.float64)
+    out, dz, db = np.empty_like(x), np.empty_like(x), np.empty_like(b)
+    probs, dlogits, mm_out = np.empty_like(logits), np.empty_like(logits), np.empty_like(a_mm)
+    size = x.nbytes
+    probs_ref = ref.softmax_cross_entropy_forward(f64(logits), labels)[1]
+    sgd_param, sgd_grad, sgd_velocity = inp["param"].copy(), dy, inp["velocity"].copy()
+    sgd_start = (inp["param"].copy(), inp["velocity"].copy())
+
+    def sgd_call(fn):
+        np.copyto(sgd_param, sgd_start[0])  # from the same start, so the check sees one step
+        np.copyto(sgd_velocity, sgd_start[1])
+        fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)
+        return sgd_param, sgd_velocity
+
+    work = np.empty_like(x)  # in-place cases overwrite it, as the layers do with out=z
+
+    def reset_work():
+        np.copyto(work, x)
+
+    in_place = [
+        Case("selu_forward", lambda fn: fn(work, A, L, out=work), lambda: ref.selu_forward(f64(x)), 2 * size,
+             prepare=reset_work),
+        Case("bias_selu_forward", lambda fn: fn(work, b, A, L, out=work),
+             lambda: ref.bias_selu_forward(f64(x), f64(b)), 2 * size, prepare=reset_work),
+        Case("alpha_dropout_forward", lambda fn: fn(work, mask, out=work),
+             lambda: ref.alpha_dropout_forward(f64(x), mask), 2 * size, prepare=reset_work),
+        Case("bias_selu_dropout_forward", lambda fn: fn(work, b, mask, A, L, out=work),
+             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask), 2 * size, prepare=reset_work),
+    ]
+    return in_place + [
+        Case("matmul", lambda fn: fn(a_mm, b_mm, out=mm_out), lambda: f64(a_mm) @ f64(b_mm), 3 * a_mm.nbytes,
+             flops=2 * a_mm.shape[0] ** 3),
+        Case("selu_forward", lambda fn: fn(x, A, L, out=out), lambda: ref.selu_forward(f64(x)), 2 * size),
+        Case("selu_backward", lambda fn: fn(dy, y, A, L, out=out), lambda: ref.selu_backward(f64(dy), f64(y)),
+             3 * size),
+        Case("bias_selu_forward", lambda fn: fn(x, b, A, L, out=out), lambda: ref.bias_selu_forward(f64(x), f64(b)),
+             2 * size),
+        Case("bias_selu_backward", lambda fn: fn(dy, y, A, L, dz=dz, db=db),
+             lambda: ref.bias_selu_backward(f64(dy), f64(y)), 3 * size,
+             column_sum_terms=lambda: ref.selu_backward(f64(dy), f64(y))),
+        Case("column_sum", lambda fn: fn(dy, out=db), lambda: ref.column_sum(f64(dy)), size,
+             column_sum_terms=lambda: f64(dy)),
+        Case("alpha_dropout_forward", lambda fn: fn(x, mask, out=out), lambda: ref.alpha_dropout_forward(f64(x), mask),
+             2 * size),
+        Case("alpha_dropout_backward", lambda fn: fn(dy, mask, out=out),
+             lambda: ref.alpha_dropout_backward(f64(dy), mask), 2 * size),
+        Case("bias_selu_dropout_forward", lambda fn: fn(x, b, mask, A, L, out=out),
+             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask), 2 * size),
+        Case("bias_selu_dropout_backward", lambda fn: fn(dy, yd, mask, A, L, dz=dz, db=db),
+             lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask), 3 * size,
+             column_sum_terms=lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask)[0]),
+        Case("softmax_cross_entropy_forward", lambda fn: fn(logits, labels, probs=probs),
+             lambda: ref.softmax_cross_entropy_forward(f64(logits), labels), 2 * logits.nbytes),
+        Case("softmax_cross_entropy_backward", lambda fn: fn(probs_ref.astype(logits.dtype), labels, out=dlogits),
+             lambda: ref.softmax_cross_entropy_backward(probs_ref, labels), 2 * logits.nbytes),
+        Case("sgd_update", sgd_call,
+             lambda: ref.sgd_update(f64(sgd_start[0]), f64(sgd_grad), f64(sgd_start[1]), 0.01, momentum=0.9),
+             5 * size),
+    ]
+
+
+def check(case: Case, result: Any, dtype: str) -> float:
+    """The largest |error| / (atol + rtol*|expected|) over the result's arrays; <= 1 passes."""
+    rtol, atol = TOLERANCES[dtype]
+    if case.op == "matmul":  # a K-term dot product per element: tolerance grows with K
+        rtol, atol = max(rtol, 1e-4), max(atol, 1e-4 * np.sqrt(result.shape[0]))
+    expected = case.expected()
+    results = result if isinstance(result, tuple) else (result,)
+    expecteds = expected if isinstance(expected, tuple) else (expected,)
+    worst = 0.0
+    for got, want in zip(results, expecteds):
+        got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        bound = atol + rtol * np.abs(want)
+        if got.ndim == 1 and case.column_sum_terms is not None:  # a column sum: rounding grows with N
+            bound = atol + rtol * np.abs(case.column_sum_terms()).sum(axis=0)
+        worst = max(worst, float(np.max(np.abs(got - want) / bound)))
+    return worst
+
+
+def torch_rows(inp: dict[str, Any], copy_gbs: float, timing: dict) -> list[dict[str, Any]]:
+    """PyTorch's SELU forward (checked) and alpha dropout (its own RNG: not comparable bit for bit)."""
+    try:
+        import torch
+    except ImportError:
+        print("torch not installed: no PyTorch baseline rows")
+        return []
+    torch.set_num_threads(os.cpu_count() or 1)
+    x = torch.from_numpy(inp["x"])
+    rows = []
+    for op, fn, checked in [
+        ("selu_forward", lambda: torch.nn.functional.selu(x), True),
+        ("alpha_dropout_forward", lambda: torch.nn.functional.alpha_dropout(x, 0.05, True), False),
+    ]:
+        error = None
+        if checked:
+            expected = ref.selu_forward(np.asarray(inp["x"], np.float64))
+            rtol, atol = TOLERANCES[str(inp["x"].dtype)]
+            error = float(np.max(np.abs(fn().numpy() - expected) / (atol + rtol * np.abs(expected))))
+        t = time_call(fn, **timing)
+        rows.append(_row(f"torch {torch.__version__}", op, "default", error, t, 2 * inp["x"].nbytes, 0, copy_gbs))
+    return rows
+
+
+def _row(backend: str, op: str, variant: str, error: float | None, t: dict | None, bytes_moved: int, flops: int,
+         baseline_gbs: float, baseline: str = "copy") -> dict[str, Any]:
+    row = {"backend": backend, "op": op, "variant": variant, "check_error": error, "baseline": baseline,
+           "check": "unchecked" if error is None else ("ok" if error <= 1.0 else "FAILED")}
+    if t is not None:
+        row.update(median_ms=1e3 * t["median_s"], min_ms=1e3 * t["min_s"], repeats=t["repeats"])
+        if flops:
+            row["gflop_per_s"] = flops / t["min_s"] / 1e9
+        else:
+            row["gb_per_s"] = bytes_moved / t["min_s"] / 1e9
+            row["fraction_of_baseline"] = row["gb_per_s"] / baseline_gbs
+    return row
+
+
+def run_benchmark(rows: int, cols: int, dtype: str, backends: list[str], with_torch: bool,
+                  timing: dict) -> dict[str, Any]:
+    inp = make_inputs(rows, cols, dtype)
+    copy_before = copy_bandwidth(rows * cols, dtype, **timing)
+    in_place_before = in_place_bandwidth(rows * cols, dtype, **timing)
+    results = []
+    for backend_name in backends:
+        try:
+            be = get_backend(backend_name, dtype=dtype)
+        except BackendUnavailable as exc:
+            print(f"{backend_name}: skipped ({exc})")
+            continue
+        for case in make_cases(inp):
+            for variant, fn in sorted(be.variants(case.op).items()):
+                if case.prepare is not None:
+                    case.prepare()
+                error = check(case, case.call(fn), dtype)  # also the first (compiling) call
+                t = time_call(lambda case=case, fn=fn: case.call(fn), **timing) if error <= 1.0 else None
+                baseline = in_place_before if case.prepare else copy_before
+                results.append(_row(be.name, case.op, variant + (" in place" if case.prepare else ""), error, t,
+                                    case.bytes_moved, case.flops, baseline["gb_per_s"],
+                                    "in-place multiply" if case.prepare else "copy"))
+                print(f"{be.name:12s} {case.op:31s} {results[-1]['variant']:24s} {results[-1]['check']}", flush=True)
+    if with_torch:
+        results += torch_rows(inp, copy_before["gb_per_s"], timing)
+    copy_after = copy_bandwidth(rows * cols, dtype, **timing)
+    in_place_after = in_place_bandwidth(rows * cols, dtype, **timing)
+    # Fractions against the better of the two baseline measurements: the conservative choice.
+    best = {"copy": max(copy_before["gb_per_s"], copy_after["gb_per_s"]),
+            "in-place multiply": max(in_place_before["gb_per_s"], in_place_after["gb_per_s"])}
+    for row in results:
+        if "gb_per_s" in row:
+            row["fraction_of_baseline"] = row["gb_per_s"] / best[row["baseline"]]
+    return {"benchmark": "kernels", "shape": [rows, cols], "dtype": dtype, "environment": environment(),
+            "copy_bandwidth": {"before": copy_before, "after": copy_after},
+            "in_place_bandwidth": {"before": in_place_before, "after": in_place_after}, "results": results}
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    speed = (f"{row['gflop_per_s']:8.1f} GFLOP/s" if "gflop_per_s" in row else
+             f"{row.get('gb_per_s', float('nan')):6.1f} GB/s {row.get('fraction_of_baseline', float('nan')):5.2f} of "
+             f"{row['baseline']}")
+    timing = f"median {row['median_ms']:9.3f} ms  min {row['min_ms']:9.3f} ms" if "min_ms" in row else "not timed"
+    print(f"{row['backend']:16s} {row['op']:31s} {row['variant']:24s} {row['check']:9s} {timing}  {speed}",
+          flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=4096, help="N of the (N, D) operands")
+    parser.add_argument("--cols", type=int, default=4096, help="D of the (N, D) operands")
+    parser.add_argument("--dtype", choices=sorted(TOLERANCES), default="float32")
+    parser.add_argument("--backends", default="numpy,numba", help="comma-separated backend names")
+    parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (a smoke test)")
+    parser.add_argument("--json", default=None, help="output path (default bench/results/kernels.json)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.cols = 37, 129
+    timing = {"min_time": 0.0, "min_repeats": 2, "warmup": 1} if args.quick else {"min_time": 0.5, "min_repeats": 7}
+    report = run_benchmark(args.rows, args.cols, args.dtype, args.backends.split(","), not args.no_torch, timing)
+    copy, in_place = report["copy_bandwidth"], report["in_place_bandwidth"]
+    print(f"copy bandwidth: {copy['before']['gb_per_s']:.1f} GB/s before, {copy['after']['gb_per_s']:.1f} after; "
+          f"in-place multiply: {in_place['before']['gb_per_s']:.1f} before, {in_place['after']['gb_per_s']:.1f} after")
+    print("fractions against the better baseline measurement:")
+    for row in report["results"]:
+        _print_row(row)
+    path = write_json(args.json or default_json_path("kernels"), report)
+    print(f"wrote {path}")
+    return 1 if any(row["check"] == "FAILED" for row in report["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
