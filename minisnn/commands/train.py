@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_NAMES, get_backend
 from ..checkpoint import load_training_state, save_checkpoint
+from ..data import standardize
 from ..init import INITIALIZERS
 from ..model import ACTIVATIONS, SHAPES, mlp
 from ..optim import SCHEDULES, SGD, Schedule
@@ -93,23 +94,15 @@ def load_data(args, holdout: float, seed: int):
     return data
 
 
-def standardize_features(data):
-    """(data standardized with its training split's statistics, those statistics as JSON-able lists)."""
-    from ..data import Standardizer
-
-    scaler = Standardizer().fit(data.x_train)
-    data = replace(data, x_train=scaler.transform(data.x_train),
-                   x_test=None if data.x_test is None else scaler.transform(data.x_test))
-    return data, {"mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
-
-
 def run_train(args) -> int:
     if not 0 <= args.holdout < 1:
         raise ValueError(f"--holdout must lie in [0, 1), got {args.holdout}")
     data = load_data(args, args.holdout, args.seed)
     meta = {"data": data.name, "seed": args.seed, "holdout": args.holdout}
     if args.standardize and args.data != "synthetic":
-        data, meta["standardizer"] = standardize_features(data)
+        data = standardize(data)  # statistics of the training split only
+        scaler = data.meta["standardizer"]
+        meta["standardizer"] = {"mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
     backend = get_backend(args.backend, dtype=args.dtype, seed=args.seed)
     steps_per_epoch = -(-len(data.y_train) // args.batch_size)
     if args.resume is not None:
