@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_NAMES, get_backend
 from ..checkpoint import load_training_state, save_checkpoint
-from ..data import standardize
+from ..data import load_dataset, make_synthetic, standardize, stratified_split
 from ..init import INITIALIZERS
 from ..model import ACTIVATIONS, SHAPES, mlp
 from ..optim import SCHEDULES, SGD, Schedule
@@ -82,8 +82,6 @@ def add_data_arguments(group) -> None:
 def load_data(args, holdout: float, seed: int):
     """The LabeledData named by --data, as read; when it has no test split and holdout > 0, a
     stratified fraction `holdout` of the training data (drawn from `seed`) becomes the test split."""
-    from ..data import load_dataset, make_synthetic, stratified_split
-
     if args.data == "synthetic":
         return make_synthetic(seed=seed)
     data = load_dataset(args.data, root=args.data_root, label_column=args.label_column)
