@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from ..backends import BACKEND_NAMES, get_backend
+from ..data import load_dataset
 from ..selfnorm import ACTIVATIONS, format_selfnorm, plot_selfnorm, run_selfnorm
 from ..theory._optional import figure_class
+from .train import add_data_arguments
 
 
 def register(subparsers) -> None:
@@ -25,9 +27,7 @@ def register(subparsers) -> None:
     p.add_argument("--depth", type=int, default=32, help="hidden layers of every network")
     p.add_argument("--width", type=int, default=256, help="units per hidden layer")
     p.add_argument("--activations", default=",".join(ACTIVATIONS), help="comma-separated subset of " + ", ".join(ACTIVATIONS))
-    p.add_argument("--data", default=None,
-                   help="data set (synthetic | htru2 | uci:NAME | PATH.csv/.npz; default: a small synthetic problem)")
-    p.add_argument("--label-column", default=None, help="label column of a CSV/NPZ file")
+    add_data_arguments(p)  # "synthetic" (the default) means selfnorm's own 64-feature synthetic problem
     p.add_argument("--samples", type=int, default=1024, help="probe inputs pushed through each network")
     p.add_argument("--epochs", type=int, default=1, help="training epochs before the second measurement (0: skip)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate")
@@ -42,11 +42,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise ValueError(f"--plot writes a PNG file: give a name ending in .png, got {str(args.plot)!r}")
-    data = None
-    if args.data is not None:
-        from ..data import load_dataset
-
-        data = load_dataset(args.data, label_column=args.label_column)
+    data = None if args.data == "synthetic" else load_dataset(args.data, root=args.data_root,
+                                                               label_column=args.label_column)
     activations = tuple(a.strip() for a in args.activations.split(",") if a.strip())
     backend = get_backend(args.backend, dtype=args.dtype, seed=args.seed)
     try:
