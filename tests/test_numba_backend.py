@@ -1,6 +1,7 @@
 """The Numba backend: every hot op and variant against minisnn.reference, masks bit for bit, training."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -372,3 +373,47 @@ def test_twenty_seeded_training_steps_give_the_same_losses_on_numpy_and_numba():
         losses[name] = [float(train_step(model, loss, optimizer, x, labels)) for _ in range(20)]
     assert losses["numpy"][-1] < losses["numpy"][0]  # it trains
     np.testing.assert_allclose(losses["numba"], losses["numpy"], rtol=1e-5)
+
+
+def test_float32_kernels_compute_in_float32():
+    """No float64 arithmetic in a float32 kernel: one stray `1 / scale` (a float64 in Numba) once
+    halved the vector width of the fused dropout backward. Exempt by design: the loss sum (float64),
+    and the variants kept to show a slower idea (libm's expm1 is float64, the widening hash)."""
+    import numba
+
+    from minisnn.backends import numba_backend
+
+    be = get_backend("numba", dtype="float32")
+    rng = np.random.default_rng(0)
+    x, dy = (rng.standard_normal((4, 33)).astype(np.float32) for _ in range(2))
+    b, mask = np.zeros(33, np.float32), make_mask()
+    for in_place in (False, True):  # both loop bodies of every kernel are compiled from one signature
+        out = x.copy() if in_place else None
+        be.bias_selu_forward(x, b, ALPHA_01, LAMBDA_01, out=out)
+        be.bias_selu_dropout_forward(x, b, mask, ALPHA_01, LAMBDA_01, out=out)
+    be.selu_forward(x, ALPHA_01, LAMBDA_01)
+    be.selu_backward(dy, x, ALPHA_01, LAMBDA_01)
+    be.alpha_dropout_forward(x, mask)
+    be.alpha_dropout_backward(dy, mask)
+    be.bias_selu_backward(dy, x, ALPHA_01, LAMBDA_01)
+    be.bias_selu_dropout_backward(dy, x, mask, ALPHA_01, LAMBDA_01)
+    be.sgd_update(x.copy(), dy, x.copy(), 0.1, 0.9, 1e-4, True)
+    be.sgd_update(x.copy(), dy, None, 0.1)
+    exempt = ("_kernel", "_softmax_cross_entropy_forward_kernel", "_selu_forward_libm_kernel",
+              "_alpha_dropout_forward_widening_kernel")
+    kernels = [name for name in dir(numba_backend) if name.endswith("_kernel") and name not in exempt]
+    checked = []
+    for name in kernels:
+        kernel = getattr(numba_backend, name)
+        for signature in kernel.signatures:
+            if not all(getattr(t, "dtype", t) != numba.float64 for t in signature):
+                continue
+            options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+            fresh = numba.njit(cache=False, **options)(kernel.py_func)  # cached code has no IR to inspect
+            fresh.compile(signature)
+            float64_arithmetic = re.findall(r"= (?:fpext|[su]itofp) .* to double|= f(?:add|sub|mul|div) .*double",
+                                            fresh.inspect_llvm(signature))
+            assert not float64_arithmetic, f"{name}{signature} computes in float64: {float64_arithmetic[:3]}"
+            checked.append(name)
+    assert {"_bias_selu_dropout_backward_kernel", "_bias_selu_dropout_forward_kernel", "_selu_forward_kernel",
+            "_sgd_momentum_kernel"} <= set(checked)

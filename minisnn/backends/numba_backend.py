@@ -297,9 +297,9 @@ def _bias_selu_backward_kernel(dy, y, lam, lam_alpha, dz, db):
 
 
 @_kernel
-def _bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, scale, shift, dz, db):
+def _bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, dz,
+                                       db):
     n, d = y.shape
-    inverse_scale = 1 / scale
     zero = scale - scale
     in_place = _same_data(dy, dz)
     db[:] = 0
@@ -307,13 +307,15 @@ def _bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold,
         base = np.uint32(r * d)
         if in_place:
             for c in range(d):
-                g = _dropout_selu_grad(dy[r, c], y[r, c], base + c, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                index = np.uint32(base + np.uint32(c))
+                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
                                        inverse_scale, zero)
                 dy[r, c] = g
                 db[c] += g
         else:
             for c in range(d):
-                g = _dropout_selu_grad(dy[r, c], y[r, c], base + c, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                index = np.uint32(base + np.uint32(c))
+                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
                                        inverse_scale, zero)
                 dz[r, c] = g
                 db[c] += g
@@ -357,6 +359,7 @@ def _softmax_cross_entropy_forward_kernel(logits, labels, probs):
 def _softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
     """Returns -1 when every label is valid, else the row of the first bad label."""
     n, classes = probs.shape
+    one = inverse_n / inverse_n  # 1 in the float dtype: an integer 1 would promote the product to float64
     for r in range(n):
         label = labels[r]
         if label < 0 or label >= classes:
@@ -364,7 +367,7 @@ def _softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
         label_prob = probs[r, label]  # read first: out may be probs
         for c in range(classes):
             out[r, c] = probs[r, c] * inverse_n
-        out[r, label] = (label_prob - 1) * inverse_n
+        out[r, label] = (label_prob - one) * inverse_n
     return -1
 
 
@@ -553,7 +556,9 @@ class NumbaBackend(Backend):
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
         k0, k1, threshold, scale, shift, _ = _mask_args(mask, y.size, y.dtype)
-        scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, scale, shift)
+        # 1 / scale computed here in y's dtype: in a kernel, `1 / scale` would be float64 and
+        # promote the whole float32 loop to float64 (half the vector width plus conversions).
+        scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, scale, shift, y.dtype.type(1 / scale))
         return self._row_backward(_bias_selu_dropout_backward_kernel, dy, y, scalars, dz, db)
 
     # ---- loss and optimizer -------------------------------------------------------------
