@@ -23,6 +23,7 @@ from .layers import (
 )
 
 ACTIVATIONS = ("selu", "relu", "elu", "tanh")
+PACK_ALIGNMENT = 16  # elements: 64 bytes in float32, a cache line
 SHAPES = ("rectangular", "conic")
 # The initializer each activation is paired with by default (the paper's SNN and MSRA baselines).
 DEFAULT_INIT = {"selu": "lecun_normal", "relu": "he_normal", "elu": "he_normal", "tanh": "glorot_normal"}
@@ -39,6 +40,24 @@ class Parameter(NamedTuple):
     name: str
     value: Any
     grad: Any
+
+
+class FlatParameters(NamedTuple):
+    """A model's parameters and gradients packed in two flat buffers (P,); slots[i] is the
+    (offset, shape) of the i-th parameter in both."""
+
+    values: Any
+    grads: Any
+    slots: list[tuple[int, tuple[int, ...]]]
+
+
+def packed_view(flat, offset: int, shape: tuple[int, ...], initial=None):
+    """The slice of `flat` starting at `offset`, shaped `shape`; filled with `initial` if given."""
+    size = int(np.prod(shape, dtype=np.int64))
+    view = flat[offset:offset + size].reshape(shape)
+    if initial is not None:
+        view[...] = initial
+    return view
 
 
 class Sequential:
@@ -65,6 +84,7 @@ class Sequential:
             dims.append(layer.output_dim(dims[-1]))
         self.dims = dims  # feature width after each layer, dims[0] the input
         self.n_outputs = dims[-1]
+        self._pack_parameters()
 
     # ---- passes -----------------------------------------------------------------------
     def forward(self, x, train: bool = True):
@@ -92,6 +112,36 @@ class Sequential:
             for i, layer in enumerate(self.layers)
             for key in layer.params
         ]
+
+    def _pack_parameters(self) -> None:
+        """Move every parameter into one flat buffer, and every gradient into another.
+
+        Each layer keeps a view of its slice with the parameter's shape, so nothing else changes;
+        an optimizer can then update the whole model in one pass over memory (flat_parameters)
+        instead of one short call per array. Slices start at multiples of PACK_ALIGNMENT elements;
+        the padding between them stays zero.
+        """
+        be = self.backend
+        slots, total = [], 0
+        for layer in self.layers:
+            for key, value in layer.params.items():
+                slots.append((layer, key, total, value.shape))
+                total += -(-value.size // PACK_ALIGNMENT) * PACK_ALIGNMENT
+        values, grads = be.zeros((total,)), be.zeros((total,))  # (P,), (P,)
+        for layer, key, offset, shape in slots:
+            layer.params[key] = packed_view(values, offset, shape, layer.params[key])
+            layer.grads[key] = packed_view(grads, offset, shape)
+        self._packed = FlatParameters(values, grads, [(offset, shape) for _, _, offset, shape in slots])
+        self._packed_arrays = [(p.value, p.grad) for p in self.parameters()]
+
+    def flat_parameters(self) -> FlatParameters | None:
+        """The flat buffers that every parameter and gradient is a view of (slots in the order of
+        parameters()), or None once a layer's arrays were replaced or layers added."""
+        current = self.parameters()
+        if len(current) != len(self._packed_arrays) or any(
+                p.value is not value or p.grad is not grad for p, (value, grad) in zip(current, self._packed_arrays)):
+            return None
+        return self._packed
 
     def n_parameters(self) -> int:
         return int(sum(p.value.size for p in self.parameters()))

@@ -1,6 +1,7 @@
 """SGD with momentum, Nesterov and weight decay, and learning-rate schedules.
 
-The update (PyTorch's convention, applied by the backend's sgd_update op in place):
+The update (PyTorch's convention, applied by the backend's sgd_update op in place; for a model,
+whose parameters are packed in one flat buffer, in a single call over the whole model):
     g = grad + weight_decay * param
     v = momentum * v + g                      (only when momentum > 0)
     param -= lr * (g + momentum * v  if nesterov else  v)
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend
+from .model import packed_view
 
 SCHEDULES = ("constant", "step", "cosine")
 
@@ -53,8 +55,10 @@ class SGD:
 
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0, schedule: Schedule | None = None, backend: Backend | None = None):
+        flat = None
         if hasattr(params, "parameters"):  # a model
             backend = backend or params.backend
+            flat = params.flat_parameters() if hasattr(params, "flat_parameters") else None
             params = params.parameters()
         if backend is None:
             raise ValueError("SGD needs the backend of its parameters: pass a model, or backend=")
@@ -68,7 +72,14 @@ class SGD:
         self.lr, self.momentum, self.nesterov, self.weight_decay = float(lr), float(momentum), bool(nesterov), float(weight_decay)
         self.schedule = schedule or Schedule()
         self.step_count = 0
-        self.velocity = {p.name: backend.zeros(p.value.shape) for p in self.params} if momentum > 0 else {}
+        self._flat = None  # (values, grads, velocity or None), each (P,), for a model with packed parameters
+        if flat is None:
+            self.velocity = {p.name: backend.zeros(p.value.shape) for p in self.params} if momentum > 0 else {}
+        else:
+            velocity = backend.zeros(flat.values.shape) if momentum > 0 else None
+            self._flat = (flat.values, flat.grads, velocity)
+            self.velocity = ({p.name: packed_view(velocity, offset, shape) for p, (offset, shape) in
+                              zip(self.params, flat.slots)} if momentum > 0 else {})
 
     @property
     def current_lr(self) -> float:
@@ -77,9 +88,13 @@ class SGD:
     def step(self) -> None:
         """Apply one update to every parameter from its gradient buffer."""
         lr = self.current_lr
-        for p in self.params:
-            self.backend.sgd_update(p.value, p.grad, self.velocity.get(p.name), lr, self.momentum,
-                                    self.weight_decay, self.nesterov)
+        if self._flat is not None:  # the whole model in one pass
+            values, grads, velocity = self._flat
+            self.backend.sgd_update(values, grads, velocity, lr, self.momentum, self.weight_decay, self.nesterov)
+        else:
+            for p in self.params:
+                self.backend.sgd_update(p.value, p.grad, self.velocity.get(p.name), lr, self.momentum,
+                                        self.weight_decay, self.nesterov)
         self.step_count += 1
 
     def config(self) -> dict[str, Any]:

@@ -51,6 +51,49 @@ def test_sgd_matches_the_reference_update_for_every_option():
         np.testing.assert_allclose(p.value, expected, rtol=1e-14)
 
 
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+def test_a_packed_model_is_updated_in_one_pass_exactly_as_array_by_array(backend_name):
+    """SGD over the model's flat buffers equals SGD over the same parameters one array at a time,
+    bit for bit, velocity included; the padding between slices stays zero."""
+    if backend_name == "numba":
+        pytest.importorskip("numba")
+    be = get_backend(backend_name, dtype="float32")
+    models = [mlp(5, 3, depth=2, width=7, dropout=0.1, backend=be, seed=4) for _ in range(2)]
+    flat = models[0].flat_parameters()
+    assert flat is not None and flat.values.size > models[0].n_parameters()  # 7 + 3 biases are padded
+    for p, (offset, shape) in zip(models[0].parameters(), flat.slots):
+        assert p.value.shape == shape and np.shares_memory(p.value, flat.values)
+        assert np.shares_memory(p.grad, flat.grads)
+    packed = SGD(models[0], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    one_by_one = SGD(models[1].parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, backend=be)
+    assert packed._flat is not None and one_by_one._flat is None
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        for a, b in zip(models[0].parameters(), models[1].parameters()):
+            a.grad[...] = b.grad[...] = rng.standard_normal(a.grad.shape)
+        packed.step()
+        one_by_one.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+        np.testing.assert_array_equal(packed.velocity[a.name], one_by_one.velocity[b.name])
+    in_slices = np.zeros(flat.values.size, bool)
+    for offset, shape in flat.slots:
+        in_slices[offset:offset + int(np.prod(shape))] = True
+    assert not flat.values[~in_slices].any() and not packed._flat[2][~in_slices].any()
+
+
+def test_replacing_a_parameter_array_unpacks_the_model():
+    be = get_backend("numpy")
+    model = mlp(4, 2, depth=1, width=3, backend=be)
+    model.layers[0].params["W"] = model.layers[0].params["W"].copy()
+    assert model.flat_parameters() is None
+    opt = SGD(model, lr=0.5)
+    model.layers[0].grads["W"][...] = 1.0
+    before = model.layers[0].params["W"].copy()
+    opt.step()
+    np.testing.assert_allclose(model.layers[0].params["W"], before - 0.5)
+
 def test_schedules():
     assert Schedule()(0.1, 500) == 0.1
     step = Schedule("step", step_size=10, gamma=0.5)
