@@ -58,9 +58,10 @@ def assert_column_sums_close(actual, expected, terms, dtype):
     assert np.all(error <= bound), f"max error {error.max()} over bound {bound[np.argmax(error - bound)]}"
 
 
-@pytest.fixture
-def be(dtype):
-    return NumbaBackend(dtype=dtype)
+@pytest.fixture(params=["compiled", "jit"])
+def be(request, dtype):
+    """Every op test runs on both kernel sources: compiled ahead of time, and jitted."""
+    return NumbaBackend(dtype=dtype, kernels=request.param)
 
 
 @pytest.fixture
@@ -323,19 +324,22 @@ def test_a_non_contiguous_out_receives_the_result():
     (lambda be, x: be.selu_backward(x, x[:2], 1.0, 1.0), "equal shapes"),
     (lambda be, x: be.column_sum(x[0]), r"\(N, D\)"),
     (lambda be, x: be.softmax_cross_entropy_forward(x, np.zeros(4)), "integers"),
+    (lambda be, x: be.selu_forward(x, 1.0, 1.0, out=np.broadcast_to(x, x.shape)), "read-only"),
+    (lambda be, x: be.sgd_update(np.broadcast_to(x, x.shape), x, None, 0.1), "writeable"),
 ])
 def test_bad_input_gives_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call(NumbaBackend(), np.zeros((4, 5), np.float32))
 
 
-def test_kernels_are_cached_and_still_run_where_no_cache_location_exists():
-    from minisnn.backends import numba_backend
+def test_jitted_kernels_are_cached_and_still_run_where_no_cache_location_exists():
+    from minisnn.backends import numba_kernels
 
-    assert numba_backend.kernels_are_cached()
-    script = ("import numpy as np; from minisnn.backends import numba_backend as nb\n"
-              "y = nb.NumbaBackend().selu_forward(np.array([-1.0, 2.0], np.float32), 1.6732632, 1.0507010)\n"
-              "print(nb.kernels_are_cached(), [round(v, 4) for v in y.tolist()])")
+    assert numba_kernels.kernels_are_cached()
+    script = ("import numpy as np; from minisnn.backends import numba_backend as nb, numba_kernels\n"
+              "be = nb.NumbaBackend(kernels='jit')\n"
+              "y = be.selu_forward(np.array([-1.0, 2.0], np.float32), 1.6732632, 1.0507010)\n"
+              "print(numba_kernels.kernels_are_cached(), [round(v, 4) for v in y.tolist()])")
     # _IPythonCacheLocator applies to IPython cells only: Numba finds no locator for this file.
     env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
@@ -376,44 +380,17 @@ def test_twenty_seeded_training_steps_give_the_same_losses_on_numpy_and_numba():
 
 
 def test_float32_kernels_compute_in_float32():
-    """No float64 arithmetic in a float32 kernel: one stray `1 / scale` (a float64 in Numba) once
-    halved the vector width of the fused dropout backward. Exempt by design: the loss sum (float64),
-    and the variants kept to show a slower idea (libm's expm1 is float64, the widening hash)."""
+    """No float64 arithmetic in a float32 op kernel: one stray `1 / scale` (a float64 in Numba)
+    once halved the vector width of the fused dropout backward. The loss sum is float64 by design."""
     import numba
 
-    from minisnn.backends import numba_backend
+    from minisnn.backends.numba_kernels import KERNELS
 
-    be = get_backend("numba", dtype="float32")
-    rng = np.random.default_rng(0)
-    x, dy = (rng.standard_normal((4, 33)).astype(np.float32) for _ in range(2))
-    b, mask = np.zeros(33, np.float32), make_mask()
-    for in_place in (False, True):  # both loop bodies of every kernel are compiled from one signature
-        out = x.copy() if in_place else None
-        be.bias_selu_forward(x, b, ALPHA_01, LAMBDA_01, out=out)
-        be.bias_selu_dropout_forward(x, b, mask, ALPHA_01, LAMBDA_01, out=out)
-    be.selu_forward(x, ALPHA_01, LAMBDA_01)
-    be.selu_backward(dy, x, ALPHA_01, LAMBDA_01)
-    be.alpha_dropout_forward(x, mask)
-    be.alpha_dropout_backward(dy, mask)
-    be.bias_selu_backward(dy, x, ALPHA_01, LAMBDA_01)
-    be.bias_selu_dropout_backward(dy, x, mask, ALPHA_01, LAMBDA_01)
-    be.sgd_update(x.copy(), dy, x.copy(), 0.1, 0.9, 1e-4, True)
-    be.sgd_update(x.copy(), dy, None, 0.1)
-    exempt = ("_kernel", "_softmax_cross_entropy_forward_kernel", "_selu_forward_libm_kernel",
-              "_alpha_dropout_forward_widening_kernel")
-    kernels = [name for name in dir(numba_backend) if name.endswith("_kernel") and name not in exempt]
-    checked = []
-    for name in kernels:
-        kernel = getattr(numba_backend, name)
-        for signature in kernel.signatures:
-            if not all(getattr(t, "dtype", t) != numba.float64 for t in signature):
-                continue
-            options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
-            fresh = numba.njit(cache=False, **options)(kernel.py_func)  # cached code has no IR to inspect
-            fresh.compile(signature)
-            float64_arithmetic = re.findall(r"= (?:fpext|[su]itofp) .* to double|= f(?:add|sub|mul|div) .*double",
-                                            fresh.inspect_llvm(signature))
-            assert not float64_arithmetic, f"{name}{signature} computes in float64: {float64_arithmetic[:3]}"
-            checked.append(name)
-    assert {"_bias_selu_dropout_backward_kernel", "_bias_selu_dropout_forward_kernel", "_selu_forward_kernel",
-            "_sgd_momentum_kernel"} <= set(checked)
+    for name, (kernel, signature) in KERNELS.items():
+        if name == "softmax_cross_entropy_forward":
+            continue
+        options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+        fresh = numba.njit(signature.replace("F", "f4"), cache=False, **options)(kernel.py_func)  # cached code has no IR
+        float64_arithmetic = re.findall(r"= (?:fpext|[su]itofp) .* to double|= f(?:add|sub|mul|div) .*double",
+                                        fresh.inspect_llvm(fresh.signatures[0]))
+        assert not float64_arithmetic, f"{name} computes in float64: {float64_arithmetic[:3]}"

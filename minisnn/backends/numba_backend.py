@@ -1,389 +1,37 @@
-"""The Numba backend: fused, vectorized CPU kernels for every hot op; matmul goes to BLAS.
+"""The Numba backend: fused, vectorized CPU kernels (numba_kernels.py) for every hot op; matmul goes to BLAS.
 
 Kernels see C-contiguous arrays only: elementwise ops run over the flat array, bias ops over
 (N, D) rows. A non-contiguous input is copied first, and a non-contiguous `out` is filled via a
-temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op allocates.
+temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op allocates. Compiled
+kernels check nothing, so every wrapper here hands them arrays of the exact dtype, rank and layout.
 
-Speed comes from four things:
-- SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call (variant
-  v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_nonpositive` is a branch-free Cody-Waite
-  range reduction plus a Taylor polynomial (degree 7 in float32, 13 in float64) that LLVM
-  vectorizes; its error is a few ulp of the dtype. fastmath is limited to "contract" (FMA
-  fusion, which only removes roundings): reassociation would break the range reduction.
-- The dropout hash keeps every product in uint32 (`np.uint32(...)` after each operation, since
-  Numba widens uint32 arithmetic to 64 bits; variant v1_widening_hash shows the cost); the keep
-  decision becomes a vector select, never a branch, and the bits equal minisnn.rng's.
-- In place: LLVM guards each vectorized loop with a runtime overlap check that rejects
-  out-is-input, which would send the layers' in-place calls (out=z) to the scalar loop (20x
-  slower); kernels test `_same_data` and then loop over the one array.
-- Fusion: bias + SELU (+ alpha dropout) in one pass, SELU backward from the output, and the
-  bias-gradient column sum accumulated in the same pass that writes dz.
-
-Threads: the kernels are serial (parallel=False). Measured on the 2-core machine, one core
-saturates memory for these streaming kernels: the SGD update of 8.2M parameters took 3.4 ms
-serial, 7.6 ms with prange on Numba's OpenMP layer (its spinning threads fight OpenBLAS's
-pthreads; a following GEMM slowed too) and 3.2 ms on the workqueue layer; right after a GEMM,
-while OpenBLAS's idle threads still spin, a prange kernel on a tiny array took 7 ms instead of
-10 us. BLAS keeps both cores for the matrix products, the bulk of a step. The `v2_parallel`
-variants keep the comparison measurable (bench/kernels.py).
-
-Every kernel is compiled with cache=True (one compile per dtype and layout, reused by later
-processes); where Numba finds no writable cache location, kernels are compiled in each process.
+Where the kernels come from (`kernels=`, default $MINISNN_NUMBA_KERNELS, else "auto"):
+- "compiled": the ahead-of-time module of numba_aot.py, built once per machine; the process then
+  never imports Numba (about 130 MiB less memory, no JIT start-up);
+- "jit": numba.njit with Numba's disk cache;
+- "auto": compiled where it can be built, else jit (info()["kernels"] says which, and why).
+Both give the same bits. The slower variants (v1_..., v2_parallel) always jit.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
 
 import numpy as np
 
-from ..rng import MASK32, MAX_ELEMENTS, MIX_MUL1, MIX_MUL2, DropoutMask
+from ..rng import MASK32, MAX_ELEMENTS, DropoutMask
 from .base import Backend, BackendUnavailable
 
-try:
-    import numba
-    from llvmlite import ir
-    from numba import prange, types
-    from numba.extending import intrinsic, overload
-except ImportError as exc:  # pragma: no cover - exercised where numba is absent
-    raise BackendUnavailable(
-        "the numba backend needs Numba: pip install 'minisnn[numba]'"
-    ) from exc
-
-
-def _kernel(fn=None, **options):
-    """numba.njit with cache=True, or without a cache where Numba finds no writable cache location."""
-    options = {"nogil": True, "fastmath": {"contract"}, **options}
-
-    def decorate(function):
-        try:
-            return numba.njit(cache=True, **options)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available": compile per process
-            return numba.njit(cache=False, **options)(function)
-
-    return decorate if fn is None else decorate(fn)
-
-
-# ---- scalar building blocks (inlined into the kernels) -------------------------------------
-
-@intrinsic
-def _exp2_integer(typingctx, k):
-    """2.0**k for an integral float k in the normal exponent range, by writing the exponent bits."""
-    if k == types.float32:
-        int_type, float_type, bias, mantissa = ir.IntType(32), ir.FloatType(), 127, 23
-    elif k == types.float64:
-        int_type, float_type, bias, mantissa = ir.IntType(64), ir.DoubleType(), 1023, 52
-    else:
-        return None
-
-    def codegen(context, builder, signature, args):
-        exponent = builder.add(builder.fptosi(args[0], int_type), ir.Constant(int_type, bias))
-        return builder.bitcast(builder.shl(exponent, ir.Constant(int_type, mantissa)), float_type)
-
-    return k(k), codegen
-
-
-_F32 = np.float32
-_LOG2E = 1.4426950408889634
-# Cody-Waite split of ln 2: k * _LN2_HI is exact for the k that occur.
-_LN2_HI_F32, _LN2_LO_F32 = _F32(0.693359375), _F32(-2.12194440e-4)
-_LN2_HI_F64, _LN2_LO_F64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-_C = tuple(1.0 / math.factorial(n) for n in range(14))  # Taylor coefficients 1/n!
-
-
-def _expm1_nonpositive(x):
-    """expm1(x) for x <= 0 (or NaN); only callable from jitted code."""
-    raise NotImplementedError("_expm1_nonpositive runs inside Numba kernels only")
-
-
-def _expm1_nonpositive_f32(x):
-    x = _F32(-87.0) if x < _F32(-87.0) else x  # keeps 2**k normal (expm1 is -1 below) and keeps NaN
-    k = np.floor(x * _F32(_LOG2E) + _F32(0.5))
-    r = (x - k * _LN2_HI_F32) - k * _LN2_LO_F32  # |r| <= ln2/2
-    p = r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (_F32(1 / 24) + r * (
-        _F32(1 / 120) + r * (_F32(1 / 720) + r * _F32(1 / 5040)))))))  # expm1(r), Taylor to r^7
-    t = _exp2_integer(k)
-    return t * p + (t - _F32(1.0))  # expm1(x) = 2^k expm1(r) + 2^k - 1, exact when k = 0
-
-
-def _expm1_nonpositive_f64(x):
-    x = -708.0 if x < -708.0 else x  # keeps 2**k normal and keeps NaN
-    k = np.floor(x * _LOG2E + 0.5)
-    r = (x - k * _LN2_HI_F64) - k * _LN2_LO_F64
-    p = r * (1.0 + r * (_C[2] + r * (_C[3] + r * (_C[4] + r * (_C[5] + r * (_C[6] + r * (_C[7] + r * (
-        _C[8] + r * (_C[9] + r * (_C[10] + r * (_C[11] + r * (_C[12] + r * _C[13]))))))))))))  # Taylor to r^13
-    t = _exp2_integer(k)
-    return t * p + (t - 1.0)
-
-
-@overload(_expm1_nonpositive)
-def _expm1_nonpositive_impl(x):
-    if x == types.float32:
-        return _expm1_nonpositive_f32
-    if x == types.float64:
-        return _expm1_nonpositive_f64
-    return None
-
-
-_SHIFT16, _SHIFT15 = np.uint32(16), np.uint32(15)
-_MUL1, _MUL2 = np.uint32(MIX_MUL1), np.uint32(MIX_MUL2)
-
-
-@_kernel
-def _mix32(x):
-    """lowbias32 with uint32 wraparound (each result cast back so LLVM keeps 32-bit lanes)."""
-    x = np.uint32(x ^ (x >> _SHIFT16))
-    x = np.uint32(x * _MUL1)
-    x = np.uint32(x ^ (x >> _SHIFT15))
-    x = np.uint32(x * _MUL2)
-    return np.uint32(x ^ (x >> _SHIFT15))
-
-
-@_kernel
-def _kept(index, k0, k1, threshold):
-    """The keep bit of flat element `index` (uint32), as in minisnn.rng."""
-    return _mix32(np.uint32(_mix32(np.uint32(index ^ k0)) ^ k1)) < threshold
-
-
-@_kernel
-def _same_data(a, b):
-    """True when b is a (write) alias of a: then kernels loop over a alone, since LLVM's runtime
-    overlap check would otherwise send every in-place call to the scalar loop."""
-    return a.ctypes.data == b.ctypes.data
-
-
-@_kernel
-def _selu(x, lam, lam_alpha):
-    negative = x if x <= 0 else x - x  # keeps NaN; exp never sees x > 0
-    return lam * x if x > 0 else lam_alpha * _expm1_nonpositive(negative)
-
-
-@_kernel
-def _selu_slope(y, lam, lam_alpha):
-    return lam if y > 0 else y + lam_alpha
-
-
-@_kernel
-def _dropout_selu_grad(dy, y, index, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, zero):
-    """dz of one element of y = dropout(selu(z)), from y alone."""
-    s = (y - shift) * inverse_scale  # the SELU output before dropout
-    g = scale * (dy * _selu_slope(s, lam, lam_alpha))
-    return g if _kept(np.uint32(index), k0, k1, threshold) else zero
-
-
-# ---- elementwise kernels over flat (n,) arrays ----------------------------------------------
-
-@_kernel
-def _selu_forward_kernel(x, lam, lam_alpha, out):
-    if _same_data(x, out):
-        for i in range(x.size):
-            x[i] = _selu(x[i], lam, lam_alpha)
-    else:
-        for i in range(x.size):
-            out[i] = _selu(x[i], lam, lam_alpha)
-
-
-@_kernel(parallel=True)
-def _selu_forward_parallel_kernel(x, lam, lam_alpha, out):
-    for i in prange(x.size):
-        out[i] = _selu(x[i], lam, lam_alpha)
-
-
-@_kernel
-def _selu_forward_libm_kernel(x, lam, lam_alpha, out):
-    for i in range(x.size):
-        out[i] = lam * x[i] if x[i] > 0 else lam_alpha * math.expm1(min(x[i], 0))
-
-
-@_kernel
-def _selu_backward_kernel(dy, y, lam, lam_alpha, out):
-    if _same_data(dy, out):
-        for i in range(y.size):
-            dy[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
-    else:
-        for i in range(y.size):
-            out[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
-
-
-@_kernel
-def _alpha_dropout_forward_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    if _same_data(x, out):
-        for i in range(x.size):
-            x[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
-    else:
-        for i in range(x.size):
-            out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
-
-
-@_kernel(parallel=True)
-def _alpha_dropout_forward_parallel_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    for i in prange(x.size):
-        out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
-
-
-@_kernel
-def _alpha_dropout_forward_widening_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    # The straight port: Numba's own integer promotion (64-bit multiplies), masked back to 32 bits.
-    for i in range(x.size):
-        h = (i ^ k0) & 0xFFFFFFFF
-        for key in (k1, 0):
-            h ^= h >> 16
-            h = (h * 0x21F0AAAD) & 0xFFFFFFFF
-            h ^= h >> 15
-            h = (h * 0x735A2D97) & 0xFFFFFFFF
-            h ^= h >> 15
-            h ^= key
-        out[i] = scale * x[i] + shift if h < threshold else dropped
-
-
-@_kernel
-def _alpha_dropout_backward_kernel(dy, k0, k1, threshold, scale, out):
-    zero = scale - scale
-    if _same_data(dy, out):
-        for i in range(dy.size):
-            dy[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
-    else:
-        for i in range(dy.size):
-            out[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
-
-
-# ---- row kernels over (N, D) arrays ---------------------------------------------------------
-
-@_kernel
-def _bias_selu_forward_kernel(z, b, lam, lam_alpha, out):
-    n, d = z.shape
-    in_place = _same_data(z, out)
-    for r in range(n):
-        if in_place:
-            for c in range(d):
-                z[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
-        else:
-            for c in range(d):
-                out[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
-
-
-@_kernel
-def _bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, scale, shift, dropped, out):
-    n, d = z.shape
-    in_place = _same_data(z, out)
-    for r in range(n):
-        base = np.uint32(r * d)
-        if in_place:
-            for c in range(d):
-                y = _selu(z[r, c] + b[c], lam, lam_alpha)
-                z[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
-        else:
-            for c in range(d):
-                y = _selu(z[r, c] + b[c], lam, lam_alpha)
-                out[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
-
-
-@_kernel
-def _bias_selu_backward_kernel(dy, y, lam, lam_alpha, dz, db):
-    n, d = y.shape
-    in_place = _same_data(dy, dz)
-    db[:] = 0
-    for r in range(n):
-        if in_place:
-            for c in range(d):
-                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
-                dy[r, c] = g
-                db[c] += g
-        else:
-            for c in range(d):
-                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
-                dz[r, c] = g
-                db[c] += g
-
-
-@_kernel
-def _bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, dz,
-                                       db):
-    n, d = y.shape
-    zero = scale - scale
-    in_place = _same_data(dy, dz)
-    db[:] = 0
-    for r in range(n):
-        base = np.uint32(r * d)
-        if in_place:
-            for c in range(d):
-                index = np.uint32(base + np.uint32(c))
-                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
-                                       inverse_scale, zero)
-                dy[r, c] = g
-                db[c] += g
-        else:
-            for c in range(d):
-                index = np.uint32(base + np.uint32(c))
-                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
-                                       inverse_scale, zero)
-                dz[r, c] = g
-                db[c] += g
-
-
-@_kernel
-def _column_sum_kernel(x, out):
-    n, d = x.shape
-    out[:] = 0
-    for r in range(n):
-        for c in range(d):
-            out[c] += x[r, c]
-
-
-@_kernel
-def _softmax_cross_entropy_forward_kernel(logits, labels, probs):
-    """Fills probs; returns the summed loss (float64), or -1 - row of the first bad label."""
-    n, classes = logits.shape
-    total_loss = 0.0
-    for r in range(n):
-        label = labels[r]
-        if label < 0 or label >= classes:
-            return -1.0 - r
-        row_max = logits[r, 0]
-        for c in range(1, classes):
-            row_max = max(row_max, logits[r, c])
-        label_logit = logits[r, label] - row_max
-        for c in range(classes):  # exp(shifted logit) of a non-positive argument: the vector polynomial
-            probs[r, c] = _expm1_nonpositive(logits[r, c] - row_max) + 1
-        total = probs[r, 0] - probs[r, 0]
-        for c in range(classes):
-            total += probs[r, c]
-        inverse = 1 / total
-        for c in range(classes):
-            probs[r, c] *= inverse
-        total_loss += math.log(total) - label_logit
-    return total_loss
-
-
-@_kernel
-def _softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
-    """Returns -1 when every label is valid, else the row of the first bad label."""
-    n, classes = probs.shape
-    one = inverse_n / inverse_n  # 1 in the float dtype: an integer 1 would promote the product to float64
-    for r in range(n):
-        label = labels[r]
-        if label < 0 or label >= classes:
-            return r
-        label_prob = probs[r, label]  # read first: out may be probs
-        for c in range(classes):
-            out[r, c] = probs[r, c] * inverse_n
-        out[r, label] = (label_prob - one) * inverse_n
-    return -1
-
-
-@_kernel
-def _sgd_kernel(param, grad, lr, weight_decay):
-    for i in range(param.size):
-        param[i] -= lr * (grad[i] + weight_decay * param[i])
-
-
-@_kernel
-def _sgd_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
-    for i in range(param.size):
-        g = grad[i] + weight_decay * param[i]
-        v = momentum * velocity[i] + g
-        velocity[i] = v
-        param[i] -= lr * (g + momentum * v if nesterov else v)
+if importlib.util.find_spec("numba") is None:  # checked without importing it: compiled kernels do not need it
+    raise BackendUnavailable("the numba backend needs Numba: pip install 'minisnn[numba]'")
+
+KERNELS_ENV = "MINISNN_NUMBA_KERNELS"
+KERNEL_SOURCES = ("auto", "compiled", "jit")
 
 
 # ---- wrappers: validation, layout, scalars --------------------------------------------------
@@ -410,6 +58,8 @@ def _target(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, nam
         return np.empty(shape, dtype)
     if out.shape != tuple(shape) or out.dtype != dtype:
         raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}, got {out.shape} {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
     return out if out.flags.c_contiguous else np.empty(shape, dtype)
 
 
@@ -449,17 +99,47 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1)
 
 
-def kernels_are_cached() -> bool:
-    """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
-    return type(_selu_forward_kernel._cache).__name__ != "NullCache"
+@functools.cache
+def _load_kernels(source: str) -> tuple[dict[tuple[str, np.dtype], Callable], str]:
+    """(op kernel name, dtype) -> kernel, and a description of where the kernels come from."""
+    reason = ""
+    if source != "jit":
+        from . import numba_aot
+
+        module, where = numba_aot.load()
+        if module is not None:
+            table = {}
+            for attribute in dir(module):
+                name, _, code = attribute.rpartition("_")
+                if code in numba_aot.DTYPES_BY_CODE:
+                    table[name, numba_aot.DTYPES_BY_CODE[code]] = getattr(module, attribute)
+            return table, f"compiled ({where})"
+        if source == "compiled":
+            raise BackendUnavailable(f"compiled Numba kernels are unavailable: {where}")
+        reason = f" (compiled kernels unavailable: {where})"
+    from . import numba_kernels
+
+    table = {(name, dtype): kernel for name, (kernel, _) in numba_kernels.KERNELS.items() for dtype in _FLOAT_DTYPES}
+    return table, "jit" + reason
+
+
+def _jit_kernel(name: str):
+    """A variant's kernel (always jitted), by its name in numba_kernels."""
+    from . import numba_kernels
+
+    return getattr(numba_kernels, name)
 
 
 class NumbaBackend(Backend):
     name = "numba"
     xp = np
 
-    def __init__(self, dtype="float32", seed: int = 0):
+    def __init__(self, dtype="float32", seed: int = 0, kernels: str | None = None):
         super().__init__(dtype=dtype, seed=seed)
+        source = (kernels or os.environ.get(KERNELS_ENV) or "auto").strip().lower()
+        if source not in KERNEL_SOURCES:
+            raise ValueError(f"kernels must be one of {KERNEL_SOURCES}, got {source!r}")
+        self._kernels, self.kernel_source = _load_kernels(source)  # (name, dtype) -> callable; a description
         self.register_variant("selu_forward", "v1_libm_expm1", self._selu_forward_libm)
         self.register_variant("selu_forward", "v2_parallel", self._selu_forward_parallel)
         self.register_variant("alpha_dropout_forward", "v1_widening_hash", self._alpha_dropout_forward_widening)
@@ -468,8 +148,12 @@ class NumbaBackend(Backend):
 
     def info(self) -> dict:
         info = super().info()
-        info.update(numba=numba.__version__, numba_threads=numba.config.NUMBA_NUM_THREADS,
-                    numba_threading_layer=numba.config.THREADING_LAYER, kernel_cache=kernels_are_cached())
+        info.update(numba=importlib.metadata.version("numba"), kernels=self.kernel_source)
+        if "numba" in sys.modules:  # only where this process jits: importing Numba costs memory
+            import numba
+
+            info.update(numba_threads=numba.config.NUMBA_NUM_THREADS,
+                        numba_threading_layer=numba.config.THREADING_LAYER)
         return info
 
     def matmul(self, a, b, out=None):
@@ -477,45 +161,47 @@ class NumbaBackend(Backend):
 
     # ---- SELU ---------------------------------------------------------------------------
     def _elementwise(self, kernel, inputs, out, *scalars):
-        """Run a flat elementwise kernel: inputs (same shape), scalars, then the output."""
+        """Run a flat elementwise kernel (an op kernel's name, or a variant's jitted kernel):
+        inputs (same shape), scalars, then the output."""
         dtype = _float_dtype(*inputs)
         _check_same_shape(("first operand", "second operand"), *inputs)
         target = _target(out, inputs[0].shape, dtype)
+        kernel = self._kernels[kernel, dtype] if isinstance(kernel, str) else kernel
         kernel(*(_flat(_contiguous(a)) for a in inputs), *scalars, _flat(target))
         return _deliver(target, out)
 
     def selu_forward(self, x, alpha, lam, out=None):
-        return self._elementwise(_selu_forward_kernel, (x,), out, *_selu_args(alpha, lam, x.dtype))
+        return self._elementwise("selu_forward", (x,), out, *_selu_args(alpha, lam, x.dtype))
 
     def _selu_forward_parallel(self, x, alpha, lam, out=None):
-        return self._elementwise(_selu_forward_parallel_kernel, (x,), out, *_selu_args(alpha, lam, x.dtype))
+        return self._elementwise(_jit_kernel("selu_forward_parallel_kernel"), (x,), out, *_selu_args(alpha, lam, x.dtype))
 
     def _selu_forward_libm(self, x, alpha, lam, out=None):
-        return self._elementwise(_selu_forward_libm_kernel, (x,), out, *_selu_args(alpha, lam, x.dtype))
+        return self._elementwise(_jit_kernel("selu_forward_libm_kernel"), (x,), out, *_selu_args(alpha, lam, x.dtype))
 
     def selu_backward(self, dy, y, alpha, lam, out=None):
-        return self._elementwise(_selu_backward_kernel, (dy, y), out, *_selu_args(alpha, lam, y.dtype))
+        return self._elementwise("selu_backward", (dy, y), out, *_selu_args(alpha, lam, y.dtype))
 
     def bias_selu_forward(self, z, b, alpha, lam, out=None):
         _check_rows(z, b)
         dtype = _float_dtype(z, b)
         target = _target(out, z.shape, dtype)
-        _bias_selu_forward_kernel(_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype), target)
+        self._kernels["bias_selu_forward", dtype](_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype), target)
         return _deliver(target, out)
 
     def _row_backward(self, kernel, dy, y, scalars, dz, db):
-        """Run a fused (dz, db) kernel over (N, D) operands."""
+        """Run the fused (dz, db) op kernel named `kernel` over (N, D) operands."""
         if y.ndim != 2:
             raise ValueError(f"expected (N, D) operands, got shape {y.shape}")
         _check_same_shape(("dy", "y"), dy, y)
         dtype = _float_dtype(dy, y)
         dz_target = _target(dz, y.shape, dtype, "dz")
         db_target = _target(db, (y.shape[1],), dtype, "db")
-        kernel(_contiguous(dy), _contiguous(y), *scalars, dz_target, db_target)
+        self._kernels[kernel, dtype](_contiguous(dy), _contiguous(y), *scalars, dz_target, db_target)
         return _deliver(dz_target, dz), _deliver(db_target, db)
 
     def bias_selu_backward(self, dy, y, alpha, lam, dz=None, db=None):
-        return self._row_backward(_bias_selu_backward_kernel, dy, y, _selu_args(alpha, lam, y.dtype), dz, db)
+        return self._row_backward("bias_selu_backward", dy, y, _selu_args(alpha, lam, y.dtype), dz, db)
 
     def _bias_selu_backward_two_pass(self, dy, y, alpha, lam, dz=None, db=None):
         dz = self.selu_backward(dy, y, alpha, lam, out=dz)
@@ -526,32 +212,32 @@ class NumbaBackend(Backend):
             raise ValueError(f"column_sum expects (N, D), got shape {x.shape}")
         dtype = _float_dtype(x)
         target = _target(out, (x.shape[1],), dtype)
-        _column_sum_kernel(_contiguous(x), target)
+        self._kernels["column_sum", dtype](_contiguous(x), target)
         return _deliver(target, out)
 
     # ---- alpha dropout ------------------------------------------------------------------
     def alpha_dropout_forward(self, x, mask: DropoutMask, out=None):
-        return self._elementwise(_alpha_dropout_forward_kernel, (x,), out, *_mask_args(mask, x.size, x.dtype))
+        return self._elementwise("alpha_dropout_forward", (x,), out, *_mask_args(mask, x.size, x.dtype))
 
     def _alpha_dropout_forward_parallel(self, x, mask: DropoutMask, out=None):
-        return self._elementwise(_alpha_dropout_forward_parallel_kernel, (x,), out,
+        return self._elementwise(_jit_kernel("alpha_dropout_forward_parallel_kernel"), (x,), out,
                                  *_mask_args(mask, x.size, x.dtype))
 
     def _alpha_dropout_forward_widening(self, x, mask: DropoutMask, out=None):
         k0, k1, threshold, scale, shift, dropped = _mask_args(mask, x.size, x.dtype)
-        return self._elementwise(_alpha_dropout_forward_widening_kernel, (x,), out,
+        return self._elementwise(_jit_kernel("alpha_dropout_forward_widening_kernel"), (x,), out,
                                  int(k0), int(k1), int(threshold), scale, shift, dropped)
 
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
         k0, k1, threshold, scale, _, _ = _mask_args(mask, dy.size, dy.dtype)
-        return self._elementwise(_alpha_dropout_backward_kernel, (dy,), out, k0, k1, threshold, scale)
+        return self._elementwise("alpha_dropout_backward", (dy,), out, k0, k1, threshold, scale)
 
     def bias_selu_dropout_forward(self, z, b, mask: DropoutMask, alpha, lam, out=None):
         _check_rows(z, b)
         dtype = _float_dtype(z, b)
         target = _target(out, z.shape, dtype)
-        _bias_selu_dropout_forward_kernel(_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype),
-                                          *_mask_args(mask, z.size, dtype), target)
+        self._kernels["bias_selu_dropout_forward", dtype](_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype),
+                                                          *_mask_args(mask, z.size, dtype), target)
         return _deliver(target, out)
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
@@ -559,7 +245,7 @@ class NumbaBackend(Backend):
         # 1 / scale computed here in y's dtype: in a kernel, `1 / scale` would be float64 and
         # promote the whole float32 loop to float64 (half the vector width plus conversions).
         scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, scale, shift, y.dtype.type(1 / scale))
-        return self._row_backward(_bias_selu_dropout_backward_kernel, dy, y, scalars, dz, db)
+        return self._row_backward("bias_selu_dropout_backward", dy, y, scalars, dz, db)
 
     # ---- loss and optimizer -------------------------------------------------------------
     @staticmethod
@@ -574,7 +260,8 @@ class NumbaBackend(Backend):
             raise ValueError(f"logits must be (N, C), got shape {logits.shape}")
         dtype = _float_dtype(logits)
         target = _target(probs, logits.shape, dtype, "probs")
-        summed = _softmax_cross_entropy_forward_kernel(_contiguous(logits), self._labels(labels, len(logits)), target)
+        kernel = self._kernels["softmax_cross_entropy_forward", dtype]
+        summed = kernel(_contiguous(logits), self._labels(labels, len(logits)), target)
         if summed < 0:
             row = int(-1 - summed)
             raise ValueError(f"label {labels[row]} in row {row} is outside [0, {logits.shape[1]})")
@@ -585,8 +272,8 @@ class NumbaBackend(Backend):
             raise ValueError(f"probs must be (N, C), got shape {probs.shape}")
         dtype = _float_dtype(probs)
         target = _target(out, probs.shape, dtype)
-        bad_row = _softmax_cross_entropy_backward_kernel(_contiguous(probs), self._labels(labels, len(probs)),
-                                                         dtype.type(1.0 / len(probs)), target)
+        kernel = self._kernels["softmax_cross_entropy_backward", dtype]
+        bad_row = kernel(_contiguous(probs), self._labels(labels, len(probs)), dtype.type(1.0 / len(probs)), target)
         if bad_row >= 0:
             raise ValueError(f"label {labels[bad_row]} in row {bad_row} is outside [0, {probs.shape[1]})")
         return _deliver(target, out)
@@ -595,11 +282,12 @@ class NumbaBackend(Backend):
         arrays = (param, grad) if momentum == 0.0 else (param, grad, velocity)
         dtype = _float_dtype(*arrays)
         _check_same_shape(("param", "grad", "velocity"), *arrays)
-        if not param.flags.c_contiguous or (momentum != 0.0 and not velocity.flags.c_contiguous):
-            raise ValueError("sgd_update updates param and velocity in place: they must be C-contiguous")
+        updated = (param,) if momentum == 0.0 else (param, velocity)
+        if not all(a.flags.c_contiguous and a.flags.writeable for a in updated):
+            raise ValueError("sgd_update updates param and velocity in place: they must be C-contiguous and writeable")
         scalar = dtype.type
         if momentum == 0.0:
-            _sgd_kernel(_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
+            self._kernels["sgd", dtype](_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
         else:
-            _sgd_momentum_kernel(_flat(param), _flat(_contiguous(grad)), _flat(velocity), scalar(lr), scalar(momentum),
-                                 scalar(weight_decay), bool(nesterov))
+            self._kernels["sgd_momentum", dtype](_flat(param), _flat(_contiguous(grad)), _flat(velocity), scalar(lr),
+                                                 scalar(momentum), scalar(weight_decay), bool(nesterov))

@@ -52,8 +52,10 @@ def numba_info() -> dict[str, Any] | None:
         import numba
     except ImportError:
         return None
+    from ..backends.numba_backend import NumbaBackend
+
     return {"version": numba.__version__, "threads": numba.config.NUMBA_NUM_THREADS,
-            "threading_layer": numba.config.THREADING_LAYER}
+            "threading_layer": numba.config.THREADING_LAYER, "kernels": NumbaBackend().kernel_source}
 
 
 def gpu_info() -> dict[str, Any]:
@@ -98,8 +100,8 @@ def _print_report(report: dict[str, Any]) -> None:
     for name, status in report["backends"].items():
         print(f"  {name:6s} {status}")
     numba = report["numba"]
-    print(f"numba: {numba['version']}, {numba['threads']} threads, layer {numba['threading_layer']}"
-          if numba else "numba: not installed (pip install 'minisnn[numba]')")
+    print(f"numba: {numba['version']}, {numba['threads']} threads, layer {numba['threading_layer']}; "
+          f"kernels {numba['kernels']}" if numba else "numba: not installed (pip install 'minisnn[numba]')")
     print("thread pools (BLAS / OpenMP):")
     for pool in report["blas"]:
         print("  " + ", ".join(f"{key}={value}" for key, value in pool.items() if value is not None))

@@ -1,0 +1,415 @@
+"""The Numba backend's kernels: fused, vectorized loops over C-contiguous arrays.
+
+Elementwise kernels run over flat (n,) arrays, row kernels over (N, D) arrays; numba_backend.py
+validates the operands and hands over contiguous arrays of one float dtype. KERNELS lists the
+kernels every op uses, with their signatures for ahead-of-time compilation (numba_aot.py); the
+`..._parallel`, `..._libm` and `..._widening` kernels are slower ideas kept as named variants.
+
+Speed comes from four things:
+- SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call (variant
+  v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_nonpositive` is a branch-free Cody-Waite
+  range reduction plus a Taylor polynomial (degree 7 in float32, 13 in float64) that LLVM
+  vectorizes; its error is a few ulp of the dtype. fastmath is limited to "contract" (FMA
+  fusion, which only removes roundings): reassociation would break the range reduction.
+- The dropout hash keeps every product in uint32 (`np.uint32(...)` after each operation, since
+  Numba widens uint32 arithmetic to 64 bits; variant v1_widening_hash shows the cost); the keep
+  decision becomes a vector select, never a branch, and the bits equal minisnn.rng's. Float
+  scalars come in the array's dtype: a literal `1 / scale` would be float64 in Numba and turn a
+  float32 loop into a float64 one (test_float32_kernels_compute_in_float32 checks the IR).
+- In place: LLVM guards each vectorized loop with a runtime overlap check that rejects
+  out-is-input, which would send the layers' in-place calls (out=z) to the scalar loop (20x
+  slower); kernels test `_same_data` and then loop over the one array.
+- Fusion: bias + SELU (+ alpha dropout) in one pass, SELU backward from the output, and the
+  bias-gradient column sum accumulated in the same pass that writes dz.
+
+Threads: the kernels are serial (parallel=False). Measured on the 2-core machine, one core
+saturates memory for these streaming kernels: the SGD update of 8.2M parameters took 3.4 ms
+serial, 7.6 ms with prange on Numba's OpenMP layer (its spinning threads fight OpenBLAS's
+pthreads; a following GEMM slowed too) and 3.2 ms on the workqueue layer; right after a GEMM,
+while OpenBLAS's idle threads still spin, a prange kernel on a tiny array took 7 ms instead of
+10 us. BLAS keeps both cores for the matrix products, the bulk of a step. The `v2_parallel`
+variants keep the comparison measurable (bench/kernels.py).
+
+Every kernel is jitted with cache=True (one compile per dtype and layout, reused by later
+processes); where Numba finds no writable cache location, kernels are compiled in each process.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..rng import MIX_MUL1, MIX_MUL2
+from .base import BackendUnavailable
+
+try:
+    import numba
+    from llvmlite import ir
+    from numba import prange, types
+    from numba.extending import intrinsic, overload
+except ImportError as exc:  # pragma: no cover - exercised where numba is absent
+    raise BackendUnavailable(
+        "the numba backend needs Numba: pip install 'minisnn[numba]'"
+    ) from exc
+
+
+def _kernel(fn=None, **options):
+    """numba.njit with cache=True, or without a cache where Numba finds no writable cache location."""
+    options = {"nogil": True, "fastmath": {"contract"}, **options}
+
+    def decorate(function):
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available": compile per process
+            return numba.njit(cache=False, **options)(function)
+
+    return decorate if fn is None else decorate(fn)
+
+
+# ---- scalar building blocks (inlined into the kernels) -------------------------------------
+
+@intrinsic
+def _exp2_integer(typingctx, k):
+    """2.0**k for an integral float k in the normal exponent range, by writing the exponent bits."""
+    if k == types.float32:
+        int_type, float_type, bias, mantissa = ir.IntType(32), ir.FloatType(), 127, 23
+    elif k == types.float64:
+        int_type, float_type, bias, mantissa = ir.IntType(64), ir.DoubleType(), 1023, 52
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        exponent = builder.add(builder.fptosi(args[0], int_type), ir.Constant(int_type, bias))
+        return builder.bitcast(builder.shl(exponent, ir.Constant(int_type, mantissa)), float_type)
+
+    return k(k), codegen
+
+
+_F32 = np.float32
+_LOG2E = 1.4426950408889634
+# Cody-Waite split of ln 2: k * _LN2_HI is exact for the k that occur.
+_LN2_HI_F32, _LN2_LO_F32 = _F32(0.693359375), _F32(-2.12194440e-4)
+_LN2_HI_F64, _LN2_LO_F64 = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_C = tuple(1.0 / math.factorial(n) for n in range(14))  # Taylor coefficients 1/n!
+
+
+def _expm1_nonpositive(x):
+    """expm1(x) for x <= 0 (or NaN); only callable from jitted code."""
+    raise NotImplementedError("_expm1_nonpositive runs inside Numba kernels only")
+
+
+def _expm1_nonpositive_f32(x):
+    x = _F32(-87.0) if x < _F32(-87.0) else x  # keeps 2**k normal (expm1 is -1 below) and keeps NaN
+    k = np.floor(x * _F32(_LOG2E) + _F32(0.5))
+    r = (x - k * _LN2_HI_F32) - k * _LN2_LO_F32  # |r| <= ln2/2
+    p = r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (_F32(1 / 24) + r * (
+        _F32(1 / 120) + r * (_F32(1 / 720) + r * _F32(1 / 5040)))))))  # expm1(r), Taylor to r^7
+    t = _exp2_integer(k)
+    return t * p + (t - _F32(1.0))  # expm1(x) = 2^k expm1(r) + 2^k - 1, exact when k = 0
+
+
+def _expm1_nonpositive_f64(x):
+    x = -708.0 if x < -708.0 else x  # keeps 2**k normal and keeps NaN
+    k = np.floor(x * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI_F64) - k * _LN2_LO_F64
+    p = r * (1.0 + r * (_C[2] + r * (_C[3] + r * (_C[4] + r * (_C[5] + r * (_C[6] + r * (_C[7] + r * (
+        _C[8] + r * (_C[9] + r * (_C[10] + r * (_C[11] + r * (_C[12] + r * _C[13]))))))))))))  # Taylor to r^13
+    t = _exp2_integer(k)
+    return t * p + (t - 1.0)
+
+
+@overload(_expm1_nonpositive)
+def _expm1_nonpositive_impl(x):
+    if x == types.float32:
+        return _expm1_nonpositive_f32
+    if x == types.float64:
+        return _expm1_nonpositive_f64
+    return None
+
+
+_SHIFT16, _SHIFT15 = np.uint32(16), np.uint32(15)
+_MUL1, _MUL2 = np.uint32(MIX_MUL1), np.uint32(MIX_MUL2)
+
+
+@_kernel
+def _mix32(x):
+    """lowbias32 with uint32 wraparound (each result cast back so LLVM keeps 32-bit lanes)."""
+    x = np.uint32(x ^ (x >> _SHIFT16))
+    x = np.uint32(x * _MUL1)
+    x = np.uint32(x ^ (x >> _SHIFT15))
+    x = np.uint32(x * _MUL2)
+    return np.uint32(x ^ (x >> _SHIFT15))
+
+
+@_kernel
+def _kept(index, k0, k1, threshold):
+    """The keep bit of flat element `index` (uint32), as in minisnn.rng."""
+    return _mix32(np.uint32(_mix32(np.uint32(index ^ k0)) ^ k1)) < threshold
+
+
+@_kernel
+def _same_data(a, b):
+    """True when b is a (write) alias of a: then kernels loop over a alone, since LLVM's runtime
+    overlap check would otherwise send every in-place call to the scalar loop."""
+    return a.ctypes.data == b.ctypes.data
+
+
+@_kernel
+def _selu(x, lam, lam_alpha):
+    negative = x if x <= 0 else x - x  # keeps NaN; exp never sees x > 0
+    return lam * x if x > 0 else lam_alpha * _expm1_nonpositive(negative)
+
+
+@_kernel
+def _selu_slope(y, lam, lam_alpha):
+    return lam if y > 0 else y + lam_alpha
+
+
+@_kernel
+def _dropout_selu_grad(dy, y, index, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, zero):
+    """dz of one element of y = dropout(selu(z)), from y alone."""
+    s = (y - shift) * inverse_scale  # the SELU output before dropout
+    g = scale * (dy * _selu_slope(s, lam, lam_alpha))
+    return g if _kept(np.uint32(index), k0, k1, threshold) else zero
+
+
+# ---- elementwise kernels over flat (n,) arrays ----------------------------------------------
+
+@_kernel
+def selu_forward_kernel(x, lam, lam_alpha, out):
+    if _same_data(x, out):
+        for i in range(x.size):
+            x[i] = _selu(x[i], lam, lam_alpha)
+    else:
+        for i in range(x.size):
+            out[i] = _selu(x[i], lam, lam_alpha)
+
+
+@_kernel(parallel=True)
+def selu_forward_parallel_kernel(x, lam, lam_alpha, out):
+    for i in prange(x.size):
+        out[i] = _selu(x[i], lam, lam_alpha)
+
+
+@_kernel
+def selu_forward_libm_kernel(x, lam, lam_alpha, out):
+    for i in range(x.size):
+        out[i] = lam * x[i] if x[i] > 0 else lam_alpha * math.expm1(min(x[i], 0))
+
+
+@_kernel
+def selu_backward_kernel(dy, y, lam, lam_alpha, out):
+    if _same_data(dy, out):
+        for i in range(y.size):
+            dy[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
+    else:
+        for i in range(y.size):
+            out[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
+
+
+@_kernel
+def alpha_dropout_forward_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
+    if _same_data(x, out):
+        for i in range(x.size):
+            x[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+    else:
+        for i in range(x.size):
+            out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+
+
+@_kernel(parallel=True)
+def alpha_dropout_forward_parallel_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
+    for i in prange(x.size):
+        out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+
+
+@_kernel
+def alpha_dropout_forward_widening_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
+    # The straight port: Numba's own integer promotion (64-bit multiplies), masked back to 32 bits.
+    for i in range(x.size):
+        h = (i ^ k0) & 0xFFFFFFFF
+        for key in (k1, 0):
+            h ^= h >> 16
+            h = (h * 0x21F0AAAD) & 0xFFFFFFFF
+            h ^= h >> 15
+            h = (h * 0x735A2D97) & 0xFFFFFFFF
+            h ^= h >> 15
+            h ^= key
+        out[i] = scale * x[i] + shift if h < threshold else dropped
+
+
+@_kernel
+def alpha_dropout_backward_kernel(dy, k0, k1, threshold, scale, out):
+    zero = scale - scale
+    if _same_data(dy, out):
+        for i in range(dy.size):
+            dy[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
+    else:
+        for i in range(dy.size):
+            out[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
+
+
+# ---- row kernels over (N, D) arrays ---------------------------------------------------------
+
+@_kernel
+def bias_selu_forward_kernel(z, b, lam, lam_alpha, out):
+    n, d = z.shape
+    in_place = _same_data(z, out)
+    for r in range(n):
+        if in_place:
+            for c in range(d):
+                z[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
+        else:
+            for c in range(d):
+                out[r, c] = _selu(z[r, c] + b[c], lam, lam_alpha)
+
+
+@_kernel
+def bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, scale, shift, dropped, out):
+    n, d = z.shape
+    in_place = _same_data(z, out)
+    for r in range(n):
+        base = np.uint32(r * d)
+        if in_place:
+            for c in range(d):
+                y = _selu(z[r, c] + b[c], lam, lam_alpha)
+                z[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+        else:
+            for c in range(d):
+                y = _selu(z[r, c] + b[c], lam, lam_alpha)
+                out[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+
+
+@_kernel
+def bias_selu_backward_kernel(dy, y, lam, lam_alpha, dz, db):
+    n, d = y.shape
+    in_place = _same_data(dy, dz)
+    db[:] = 0
+    for r in range(n):
+        if in_place:
+            for c in range(d):
+                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
+                dy[r, c] = g
+                db[c] += g
+        else:
+            for c in range(d):
+                g = dy[r, c] * _selu_slope(y[r, c], lam, lam_alpha)
+                dz[r, c] = g
+                db[c] += g
+
+
+@_kernel
+def bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, dz,
+                                       db):
+    n, d = y.shape
+    zero = scale - scale
+    in_place = _same_data(dy, dz)
+    db[:] = 0
+    for r in range(n):
+        base = np.uint32(r * d)
+        if in_place:
+            for c in range(d):
+                index = np.uint32(base + np.uint32(c))
+                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                                       inverse_scale, zero)
+                dy[r, c] = g
+                db[c] += g
+        else:
+            for c in range(d):
+                index = np.uint32(base + np.uint32(c))
+                g = _dropout_selu_grad(dy[r, c], y[r, c], index, lam, lam_alpha, k0, k1, threshold, scale, shift,
+                                       inverse_scale, zero)
+                dz[r, c] = g
+                db[c] += g
+
+
+@_kernel
+def column_sum_kernel(x, out):
+    n, d = x.shape
+    out[:] = 0
+    for r in range(n):
+        for c in range(d):
+            out[c] += x[r, c]
+
+
+@_kernel
+def softmax_cross_entropy_forward_kernel(logits, labels, probs):
+    """Fills probs; returns the summed loss (float64), or -1 - row of the first bad label."""
+    n, classes = logits.shape
+    total_loss = 0.0
+    for r in range(n):
+        label = labels[r]
+        if label < 0 or label >= classes:
+            return -1.0 - r
+        row_max = logits[r, 0]
+        for c in range(1, classes):
+            row_max = max(row_max, logits[r, c])
+        label_logit = logits[r, label] - row_max
+        for c in range(classes):  # exp(shifted logit) of a non-positive argument: the vector polynomial
+            probs[r, c] = _expm1_nonpositive(logits[r, c] - row_max) + 1
+        total = probs[r, 0] - probs[r, 0]
+        for c in range(classes):
+            total += probs[r, c]
+        inverse = 1 / total
+        for c in range(classes):
+            probs[r, c] *= inverse
+        total_loss += math.log(total) - label_logit
+    return total_loss
+
+
+@_kernel
+def softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
+    """Returns -1 when every label is valid, else the row of the first bad label."""
+    n, classes = probs.shape
+    one = inverse_n / inverse_n  # 1 in the float dtype: an integer 1 would promote the product to float64
+    for r in range(n):
+        label = labels[r]
+        if label < 0 or label >= classes:
+            return r
+        label_prob = probs[r, label]  # read first: out may be probs
+        for c in range(classes):
+            out[r, c] = probs[r, c] * inverse_n
+        out[r, label] = (label_prob - one) * inverse_n
+    return -1
+
+
+@_kernel
+def sgd_kernel(param, grad, lr, weight_decay):
+    for i in range(param.size):
+        param[i] -= lr * (grad[i] + weight_decay * param[i])
+
+
+@_kernel
+def sgd_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+    for i in range(param.size):
+        g = grad[i] + weight_decay * param[i]
+        v = momentum * velocity[i] + g
+        velocity[i] = v
+        param[i] -= lr * (g + momentum * v if nesterov else v)
+
+
+def kernels_are_cached() -> bool:
+    """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
+    return type(selu_forward_kernel._cache).__name__ != "NullCache"
+
+
+# The kernels of the backend's ops: name -> (kernel, signature for ahead-of-time compilation,
+# with F standing for float32 or float64 and [::1] for C-contiguous).
+KERNELS = {
+    "selu_forward": (selu_forward_kernel, "void(F[::1], F, F, F[::1])"),
+    "selu_backward": (selu_backward_kernel, "void(F[::1], F[::1], F, F, F[::1])"),
+    "alpha_dropout_forward": (alpha_dropout_forward_kernel, "void(F[::1], u4, u4, u4, F, F, F, F[::1])"),
+    "alpha_dropout_backward": (alpha_dropout_backward_kernel, "void(F[::1], u4, u4, u4, F, F[::1])"),
+    "bias_selu_forward": (bias_selu_forward_kernel, "void(F[:, ::1], F[::1], F, F, F[:, ::1])"),
+    "bias_selu_dropout_forward": (bias_selu_dropout_forward_kernel,
+                                  "void(F[:, ::1], F[::1], F, F, u4, u4, u4, F, F, F, F[:, ::1])"),
+    "bias_selu_backward": (bias_selu_backward_kernel, "void(F[:, ::1], F[:, ::1], F, F, F[:, ::1], F[::1])"),
+    "bias_selu_dropout_backward": (bias_selu_dropout_backward_kernel,
+                                   "void(F[:, ::1], F[:, ::1], F, F, u4, u4, u4, F, F, F, F[:, ::1], F[::1])"),
+    "column_sum": (column_sum_kernel, "void(F[:, ::1], F[::1])"),
+    "softmax_cross_entropy_forward": (softmax_cross_entropy_forward_kernel, "f8(F[:, ::1], i8[::1], F[:, ::1])"),
+    "softmax_cross_entropy_backward": (softmax_cross_entropy_backward_kernel, "i8(F[:, ::1], i8[::1], F, F[:, ::1])"),
+    "sgd": (sgd_kernel, "void(F[::1], F[::1], F, F)"),
+    "sgd_momentum": (sgd_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
+}
