@@ -30,17 +30,17 @@ from types import ModuleType
 
 import numpy as np
 
-CACHE_ENV = "MINISNN_CACHE_DIR"
+CACHE_ENV = "MINISNN_KERNEL_CACHE"
 BUILD_TIMEOUT_S = 1800
 FLOAT_CODES = {np.dtype(np.float32): "f4", np.dtype(np.float64): "f8"}
 DTYPES_BY_CODE = {code: dtype for dtype, code in FLOAT_CODES.items()}
 
 
 def cache_dir() -> Path:
-    """$MINISNN_CACHE_DIR, else $XDG_CACHE_HOME/minisnn, else ~/.cache/minisnn."""
+    """$MINISNN_KERNEL_CACHE, else $XDG_CACHE_HOME/minisnn/kernels, else ~/.cache/minisnn/kernels."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minisnn"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "minisnn" / "kernels"
 
 
 def _cpu_identity() -> str:
