@@ -21,6 +21,8 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 if str(REPO_ROOT) not in sys.path:  # run as `python bench/x.py` from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+from minisnn.backends.base import aligned_host_array  # noqa: E402 - after the path set-up above
+
 
 def time_call(fn: Callable[[], Any], min_time: float = 0.3, min_repeats: int = 5, max_repeats: int = 200,
               warmup: int = 2) -> dict[str, float]:
@@ -41,8 +43,9 @@ def time_call(fn: Callable[[], Any], min_time: float = 0.3, min_repeats: int = 5
 
 def copy_bandwidth(n_elements: int, dtype: str = "float32", **timing) -> dict[str, float]:
     """np.copyto bandwidth in GB/s (bytes read + bytes written), on arrays of n_elements."""
-    src = np.random.default_rng(0).standard_normal(n_elements).astype(dtype)  # (n,)
-    dst = np.empty_like(src)
+    src = aligned_host_array((n_elements,), dtype)  # (n,), on a cache line like the backends' arrays
+    src[...] = np.random.default_rng(0).standard_normal(n_elements)
+    dst = aligned_host_array((n_elements,), dtype)
     t = time_call(lambda: np.copyto(dst, src), **timing)
     moved = 2 * src.nbytes
     return {"gb_per_s": moved / t["min_s"] / 1e9, "median_gb_per_s": moved / t["median_s"] / 1e9,
@@ -51,7 +54,8 @@ def copy_bandwidth(n_elements: int, dtype: str = "float32", **timing) -> dict[st
 
 def in_place_bandwidth(n_elements: int, dtype: str = "float32", **timing) -> dict[str, float]:
     """Bandwidth of np.multiply(x, 1, out=x) in GB/s (read + write of one array): the in-place baseline."""
-    x = np.random.default_rng(0).standard_normal(n_elements).astype(dtype)  # (n,)
+    x = aligned_host_array((n_elements,), dtype)  # (n,)
+    x[...] = np.random.default_rng(0).standard_normal(n_elements)
     t = time_call(lambda: np.multiply(x, 1, out=x), **timing)
     moved = 2 * x.nbytes
     return {"gb_per_s": moved / t["min_s"] / 1e9, "median_gb_per_s": moved / t["median_s"] / 1e9,

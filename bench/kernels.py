@@ -26,6 +26,7 @@ from common import copy_bandwidth, default_json_path, environment, in_place_band
 
 from minisnn import reference as ref
 from minisnn.backends import BackendUnavailable, get_backend
+from minisnn.backends.base import aligned_host_array
 from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
 from minisnn.rng import DropoutMask, dropout_key, keep_threshold
 
@@ -56,8 +57,8 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
     b = (0.5 * rng.standard_normal(cols)).astype(dtype)  # (D,)
     n_logits = max(1, rows * cols // N_CLASSES)
     m = min(MATMUL_SIZE, rows, cols)
-    return {
-        "x": x, "b": b, "mask": mask,
+    arrays = {
+        "x": x, "b": b,
         "dy": rng.standard_normal((rows, cols)).astype(dtype),  # (N, D)
         "y": ref.selu_forward(x).astype(dtype),  # (N, D) a SELU output
         "y_dropout": ref.bias_selu_dropout_forward(x, b, mask).astype(dtype),  # (N, D)
@@ -66,6 +67,18 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
         "a_mm": rng.standard_normal((m, m)).astype(dtype), "b_mm": rng.standard_normal((m, m)).astype(dtype),
         "param": rng.standard_normal((rows, cols)).astype(dtype), "velocity": np.zeros((rows, cols), dtype),
     }
+    return {"mask": mask, **{name: aligned_copy(a) for name, a in arrays.items()}}
+
+
+def aligned_copy(a: np.ndarray) -> np.ndarray:
+    """`a` in a buffer starting on a cache line, as the backends allocate theirs."""
+    copy = aligned_host_array(a.shape, a.dtype)
+    copy[...] = a
+    return copy
+
+
+def aligned_empty_like(a: np.ndarray) -> np.ndarray:
+    return aligned_host_array(a.shape, a.dtype)
 
 
 def make_cases(inp: dict[str, Any]) -> list[Case]:
@@ -74,12 +87,12 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
     x, b, dy, y, yd, mask = inp["x"], inp["b"], inp["dy"], inp["y"], inp["y_dropout"], inp["mask"]
     logits, labels, a_mm, b_mm = inp["logits"], inp["labels"], inp["a_mm"], inp["b_mm"]
     f64 = lambda a: np.asarray(a, np.float64)
-    out, dz, db = np.empty_like(x), np.empty_like(x), np.empty_like(b)
-    probs, dlogits, mm_out = np.empty_like(logits), np.empty_like(logits), np.empty_like(a_mm)
+    out, dz, db = aligned_empty_like(x), aligned_empty_like(x), aligned_empty_like(b)
+    probs, dlogits, mm_out = aligned_empty_like(logits), aligned_empty_like(logits), aligned_empty_like(a_mm)
     size = x.nbytes
     probs_ref = ref.softmax_cross_entropy_forward(f64(logits), labels)[1]
-    sgd_param, sgd_grad, sgd_velocity = inp["param"].copy(), dy, inp["velocity"].copy()
-    sgd_start = (inp["param"].copy(), inp["velocity"].copy())
+    sgd_param, sgd_grad, sgd_velocity = aligned_copy(inp["param"]), dy, aligned_copy(inp["velocity"])
+    sgd_start = (aligned_copy(inp["param"]), aligned_copy(inp["velocity"]))
 
     def sgd_call(fn):
         np.copyto(sgd_param, sgd_start[0])  # from the same start, so the check sees one step
@@ -87,7 +100,7 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
         fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)
         return sgd_param, sgd_velocity
 
-    work = np.empty_like(x)  # in-place cases overwrite it, as the layers do with out=z
+    work = aligned_empty_like(x)  # in-place cases overwrite it, as the layers do with out=z
 
     def reset_work():
         np.copyto(work, x)

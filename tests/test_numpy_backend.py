@@ -58,3 +58,22 @@ def test_variants_can_be_registered_selected_and_listed():
     with pytest.raises(KeyError, match="unknown op"):
         be.variants("conv2d")
     assert len(HOT_OPS) == len(set(HOT_OPS))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_host_arrays_start_on_a_cache_line(dtype):
+    from minisnn import mlp
+    from minisnn.backends.base import CACHE_LINE
+
+    be = get_backend("numpy", dtype=dtype)
+    for shape in [(0, 4), (1,), (7, 3), (128, 1024)]:
+        empty, zeros = be.empty(shape), be.zeros(shape)
+        assert empty.shape == zeros.shape == shape and empty.dtype == zeros.dtype == np.dtype(dtype)
+        assert empty.flags.c_contiguous and empty.flags.writeable and not zeros.any()
+        assert empty.size == 0 or (empty.ctypes.data % CACHE_LINE == 0 and zeros.ctypes.data % CACHE_LINE == 0)
+    model = mlp(5, 3, depth=2, width=9, dropout=0.1, backend=be)
+    model.forward(np.ones((4, 5), dtype))
+    model.backward(np.ones((4, 3), dtype))  # fills every layer's buffers
+    arrays = [p.value for p in model.parameters()] + [p.grad for p in model.parameters()]
+    arrays += [buffer for layer in model.layers for buffer in layer._buffers.values()]
+    assert all(a.ctypes.data % CACHE_LINE == 0 for a in arrays)
