@@ -178,11 +178,13 @@ def choose_steps(candidates: dict[str, Callable], seconds_per_round: float) -> i
     return max(2, min(200, int(seconds_per_round / max(slowest, 1e-6))))
 
 
-def measure_memory(framework: str, config_name: str, config: tuple[int, ...], steps: int, threads: int) -> dict:
+def measure_memory(framework: str, config_name: str, config: tuple[int, ...], steps: int, threads: int,
+                   environment: dict[str, str] | None = None) -> dict:
     """Peak RSS of a fresh process that builds one framework's model and trains `steps` steps."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--worker-config",
                json.dumps([config_name, list(config)]), "--worker-steps", str(steps), "--threads", str(threads)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False,
+                            env={**os.environ, **(environment or {})})
     if result.returncode != 0:
         return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "worker failed"}
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -234,6 +236,11 @@ def bench_config(name: str, config: tuple[int, ...], args: argparse.Namespace) -
     frameworks = [c for c in candidates if not c.endswith("gemm-only")]
     memory = {fw: measure_memory(fw.removeprefix("minisnn-"), name, config, args.memory_steps, args.threads)
               for fw in frameworks}
+    if "minisnn-numba" in frameworks:  # for reference: the same process with Numba's JIT loaded
+        from minisnn.backends.numba_backend import KERNELS_ENV
+
+        memory["minisnn-numba, jitted kernels"] = measure_memory("numba", name, config, args.memory_steps,
+                                                                 args.threads, {KERNELS_ENV: "jit"})
     result: dict[str, Any] = {"config": dict(zip(("batch", "inputs", "width", "depth", "classes"), config)),
                               "timing": timing, "memory": memory, "allocation_per_step": allocation,
                               "gemm_calls_per_step": {k: v.n_calls for k, v in replays.items()}}
@@ -276,6 +283,9 @@ def print_config(name: str, result: dict[str, Any]) -> None:
         alloc = result["allocation_per_step"].get(label)
         alloc_text = (f"  temp alloc/step {alloc['temporary_bytes_peak'] / 1024:8.1f} KiB" if alloc else "")
         print(f"  {label:28s} median {t['median_ms']:9.3f} ms  min {t['min_ms']:9.3f} ms{mem_text}{alloc_text}")
+    for label, mem in result["memory"].items():
+        if label not in result["timing"] and "peak_rss_mb" in mem:
+            print(f"  {label:28s} {'':38s}  peak RSS {mem['peak_rss_mb']:7.1f} MiB")
     for key, value in result["ratios"].items():
         if key != "targets_met":
             print(f"  {key:50s} {value:6.3f}")
