@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("numba")
 
+from conftest import compiled_numba_backend
+
 from minisnn.backends import BackendUnavailable, numba_aot, numba_backend
 from minisnn.backends.numba_backend import NumbaBackend
 from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
@@ -46,7 +48,7 @@ def fresh_kernel_loading(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_and_jitted_kernels_give_the_same_bits(dtype):
-    compiled, jitted = NumbaBackend(kernels="compiled"), NumbaBackend(kernels="jit")
+    compiled, jitted = compiled_numba_backend(), NumbaBackend(kernels="jit")
     assert compiled.kernel_source.startswith("compiled") and jitted.kernel_source == "jit"
     results = [every_op(be, np.random.default_rng(0), dtype) for be in (compiled, jitted)]
     for a, b in zip(*results):
@@ -54,7 +56,7 @@ def test_compiled_and_jitted_kernels_give_the_same_bits(dtype):
 
 
 def test_a_process_on_compiled_kernels_never_imports_numba():
-    NumbaBackend(kernels="compiled")  # built by now
+    compiled_numba_backend()  # built by now, or a skip
     script = ("import sys, numpy as np\n"
               "from minisnn import get_backend, mlp\n"
               "be = get_backend('numba')\n"

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from conftest import TOLERANCES, assert_close
+from conftest import TOLERANCES, assert_close, compiled_numba_backend
 
 from minisnn import reference as ref
 from minisnn.backends import get_backend
@@ -61,7 +61,7 @@ def assert_column_sums_close(actual, expected, terms, dtype):
 @pytest.fixture(params=["compiled", "jit"])
 def be(request, dtype):
     """Every op test runs on both kernel sources: compiled ahead of time, and jitted."""
-    return NumbaBackend(dtype=dtype, kernels=request.param)
+    return compiled_numba_backend(dtype) if request.param == "compiled" else NumbaBackend(dtype=dtype, kernels="jit")
 
 
 @pytest.fixture

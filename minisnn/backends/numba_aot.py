@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -89,6 +90,7 @@ def load(build: bool = True) -> tuple[ModuleType | None, str]:
             return None, f"not built yet ({path})"
         reason = _build_in_child(path.parent, name)
         if reason:
+            print(f"minisnn: the build failed ({reason}); the kernels will be jitted instead", file=sys.stderr)
             try:
                 failure.write_text(reason + "\n")
             except OSError:
@@ -115,7 +117,8 @@ def _build_in_child(directory: Path, name: str) -> str:
         return f"the build took longer than {BUILD_TIMEOUT_S} s"
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines()
-        return lines[-1] if lines else f"the build exited with status {result.returncode}"
+        errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception): ", line)]  # the exception, not hints
+        return (errors or lines or [f"the build exited with status {result.returncode}"])[-1]
     return ""
 
 
