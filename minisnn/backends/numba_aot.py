@@ -1,13 +1,13 @@
 """The Numba kernels compiled ahead of time: built once per machine, then loaded without Numba.
 
-A process that jits its kernels carries Numba and LLVM with it: about 130 MiB of resident memory
+A process that jits its kernels carries Numba and LLVM with it: about 120 MiB of resident memory
 and a few hundred milliseconds of imports before the first op, even with Numba's disk cache.
 Here every kernel of numba_kernels.KERNELS, in float32 and float64, is compiled once into a
 CPython extension module with numba.pycc, for this machine's CPU; later processes import that
 module and never import Numba. The build runs in a child process (so its memory is not this
 process's) and the module is moved into place atomically. Its file name carries a key over the
-kernels' source, the versions of Python, NumPy, Numba and llvmlite, and the CPU, so any change
-builds a new one. Where the build fails (no C compiler, a Numba without pycc), the reason is
+kernels' source (and the hash constants of minisnn.rng), the versions of Python, NumPy, Numba and
+llvmlite, and the CPU, so any change builds a new one. Where the build fails (no C compiler, a Numba without pycc), the reason is
 written next to where the module would be, and the backend jits its kernels instead.
 
     python -m minisnn.backends.numba_aot          # build (or find) the module; print its path
@@ -56,8 +56,10 @@ def _cpu_identity() -> str:
 
 def module_name() -> str:
     """The extension module's name: a key over everything the compiled code depends on."""
-    kernels_source = Path(__file__).with_name("numba_kernels.py").read_bytes()
-    key = hashlib.sha256(kernels_source)
+    here = Path(__file__).parent
+    key = hashlib.sha256()
+    for source in (here / "numba_kernels.py", here / "numba_aot.py", here.parent / "rng.py"):  # code and constants
+        key.update(source.read_bytes())
     versions = [sys.version, sys.platform, np.__version__]
     versions += [importlib.metadata.version(package) for package in ("numba", "llvmlite")]
     key.update(repr((versions, _cpu_identity())).encode())

@@ -7,7 +7,7 @@ kernels check nothing, so every wrapper here hands them arrays of the exact dtyp
 
 Where the kernels come from (`kernels=`, default $MINISNN_NUMBA_KERNELS, else "auto"):
 - "compiled": the ahead-of-time module of numba_aot.py, built once per machine; the process then
-  never imports Numba (about 130 MiB less memory, no JIT start-up);
+  never imports Numba (about 120 MiB less memory, no JIT start-up);
 - "jit": numba.njit with Numba's disk cache;
 - "auto": compiled where it can be built, else jit (info()["kernels"] says which, and why).
 Both give the same bits. The slower variants (v1_..., v2_parallel) always jit.
