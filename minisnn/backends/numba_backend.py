@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..rng import MASK32, MAX_ELEMENTS, DropoutMask
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, aligned_host_array
 
 if importlib.util.find_spec("numba") is None:  # checked without importing it: compiled kernels do not need it
     raise BackendUnavailable("the numba backend needs Numba: pip install 'minisnn[numba]'")
@@ -55,12 +55,12 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 def _target(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, name: str = "out") -> np.ndarray:
     """The array a kernel writes: `out` itself when C-contiguous, else a fresh C array."""
     if out is None:
-        return np.empty(shape, dtype)
+        return aligned_host_array(shape, dtype)
     if out.shape != tuple(shape) or out.dtype != dtype:
         raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}, got {out.shape} {out.dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
-    return out if out.flags.c_contiguous else np.empty(shape, dtype)
+    return out if out.flags.c_contiguous else aligned_host_array(shape, dtype)
 
 
 def _deliver(target: np.ndarray, out: np.ndarray | None) -> np.ndarray:
