@@ -119,8 +119,13 @@ class Sequential:
         Each layer keeps a view of its slice with the parameter's shape, so nothing else changes;
         an optimizer can then update the whole model in one pass over memory (flat_parameters)
         instead of one short call per array. Slices start at multiples of PACK_ALIGNMENT elements;
-        the padding between them stays zero.
+        the padding between them stays zero. Arrays shared between layers (a layer used twice, tied
+        weights) stay as they are: copying them apart would untie them.
         """
+        arrays = [id(a) for layer in self.layers for a in (*layer.params.values(), *layer.grads.values())]
+        if len(set(arrays)) != len(arrays):
+            self._packed, self._packed_arrays = None, []
+            return
         be = self.backend
         slots, total = [], 0
         for layer in self.layers:
@@ -138,7 +143,7 @@ class Sequential:
         """The flat buffers that every parameter and gradient is a view of (slots in the order of
         parameters()), or None once a layer's arrays were replaced or layers added."""
         current = self.parameters()
-        if len(current) != len(self._packed_arrays) or any(
+        if self._packed is None or len(current) != len(self._packed_arrays) or any(
                 p.value is not value or p.grad is not grad for p, (value, grad) in zip(current, self._packed_arrays)):
             return None
         return self._packed

@@ -94,6 +94,19 @@ def test_replacing_a_parameter_array_unpacks_the_model():
     opt.step()
     np.testing.assert_allclose(model.layers[0].params["W"], before - 0.5)
 
+
+def test_shared_parameters_are_left_unpacked_and_stay_shared():
+    be = get_backend("numpy")
+    from minisnn.layers import Linear
+    from minisnn.model import Sequential
+
+    first, second = Linear(4, 4, be, seed=1), Linear(4, 4, be, seed=2)
+    second.params["W"] = first.params["W"]  # tied weights
+    model = Sequential([first, second], be, 4)
+    assert model.flat_parameters() is None and second.params["W"] is first.params["W"]
+    reused = Sequential([first, first], be, 4)  # one layer twice
+    assert reused.flat_parameters() is None
+
 def test_schedules():
     assert Schedule()(0.1, 500) == 0.1
     step = Schedule("step", step_size=10, gamma=0.5)
