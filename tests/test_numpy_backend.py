@@ -77,3 +77,20 @@ def test_host_arrays_start_on_a_cache_line(dtype):
     arrays = [p.value for p in model.parameters()] + [p.grad for p in model.parameters()]
     arrays += [buffer for layer in model.layers for buffer in layer._buffers.values()]
     assert all(a.ctypes.data % CACHE_LINE == 0 for a in arrays)
+
+
+@pytest.mark.parametrize("shape", [(200_003,), (301, 700)])
+@pytest.mark.parametrize("momentum, weight_decay, nesterov", [(0.0, 0.0, False), (0.9, 1e-3, False), (0.9, 0.0, True)])
+def test_sgd_update_in_slices_equals_the_reference_on_arrays_larger_than_a_slice(shape, momentum, weight_decay,
+                                                                                  nesterov):
+    from minisnn import reference as ref
+    from minisnn.backends.numpy_backend import SGD_CHUNK
+
+    assert np.prod(shape) > 2 * SGD_CHUNK
+    rng = np.random.default_rng(0)
+    param, grad, velocity = (rng.standard_normal(shape) for _ in range(3))
+    expected = ref.sgd_update(param.copy(), grad, velocity.copy(), 0.1, momentum, weight_decay, nesterov)
+    get_backend("numpy", dtype="float64").sgd_update(param, grad, velocity, 0.1, momentum, weight_decay, nesterov)
+    np.testing.assert_allclose(param, expected[0], rtol=1e-14)
+    if momentum:
+        np.testing.assert_allclose(velocity, expected[1], rtol=1e-14)

@@ -12,8 +12,22 @@ from ..rng import DropoutMask
 from .base import Backend
 
 
+SGD_CHUNK = 1 << 16  # elements per slice of sgd_update
+
+
 def _out_like(x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return np.empty_like(x) if out is None else out
+
+
+def _sgd_slice(param, grad, velocity, lr, momentum, weight_decay, nesterov) -> None:
+    """The SGD update (see minisnn.optim) of one slice, in place."""
+    g = grad + weight_decay * param if weight_decay else grad
+    if momentum == 0.0:
+        param -= lr * g
+        return
+    velocity *= momentum
+    velocity += g
+    param -= lr * (g + momentum * velocity if nesterov else velocity)
 
 
 class NumpyBackend(Backend):
@@ -95,10 +109,11 @@ class NumpyBackend(Backend):
         return out
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-        g = grad + weight_decay * param if weight_decay else grad
-        if momentum == 0.0:
-            param -= lr * g
-            return
-        velocity *= momentum
-        velocity += g
-        param -= lr * (g + momentum * velocity if nesterov else velocity)
+        # In slices along the first axis of about SGD_CHUNK elements: the temporaries NumPy makes
+        # stay cache-sized, not the size of a whole packed model.
+        row = max(1, param[:1].size)
+        step = max(1, SGD_CHUNK // row)
+        for start in range(0, len(param), step):
+            rows = slice(start, start + step)
+            _sgd_slice(param[rows], grad[rows], None if momentum == 0.0 else velocity[rows], lr, momentum,
+                       weight_decay, nesterov)
