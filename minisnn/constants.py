@@ -1,4 +1,4 @@
-"""SELU constants and alpha-dropout affine parameters (paper Eq. 14 and Sec. 6 of SNN_MATH.md).
+"""SELU constants and alpha-dropout affine parameters (paper Eq. 14; docs/MATH.md sections 1 and 6).
 
 Convention at the kink: x = 0 belongs to the exponential branch, so selu'(0) = lam * alpha
 (as in the paper, PyTorch, TensorFlow, JAX and Chainer). Every backend uses `x > 0` for the

@@ -1,4 +1,4 @@
-"""SELU and alpha-dropout values against SNN_MATH.md, and the reference ops' own properties."""
+"""SELU and alpha-dropout values against docs/MATH.md sections 1 and 6, and the reference ops' own properties."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Iterating g and its fixed points (SNN_MATH.md 2-3)."""
+"""Iterating g and its fixed points (docs/MATH.md sections 2-3)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The Jacobian of g (SNN_MATH.md 3): oracle matrix, finite differences, spectral norm, eigenvalues."""
+"""The Jacobian of g (docs/MATH.md section 3): oracle matrix, finite differences, spectral norm, eigenvalues."""
 
 import numpy as np
 import pytest

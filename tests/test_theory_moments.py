@@ -1,4 +1,4 @@
-"""The moment map g: oracle values (SNN_MATH.md 1-2), quadrature, Monte Carlo, stability, errors."""
+"""The moment map g: oracle values (docs/MATH.md sections 1-2), quadrature, Monte Carlo, stability, errors."""
 
 import math
 import sys
@@ -14,7 +14,7 @@ from minisnn.reference import selu_forward
 from minisnn.theory import moment_map, selu_moments, selu_params_zero_mean
 from minisnn.theory.theorems import THEOREM2_DOMAIN
 
-# (omega, tau, mu, nu, mu~, nu~) from SNN_MATH.md section 2.
+# (omega, tau, mu, nu, mu~, nu~) from docs/MATH.md section 2.
 G_TABLE = [
     (0.0, 1.0, 0.0, 1.0, 0.000000000000, 1.000000000000),
     (0.0, 1.0, 0.5, 1.5, +0.044983437707, 1.371531003642),

@@ -1,4 +1,4 @@
-"""SELU parameters for other fixed points and alpha-dropout parameters (SNN_MATH.md 4 and 6)."""
+"""SELU parameters for other fixed points and alpha-dropout parameters (docs/MATH.md sections 4 and 6)."""
 
 import math
 
@@ -12,7 +12,7 @@ from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
 from minisnn.reference import selu_forward
 from minisnn.theory import moment_map, selu_params, selu_params_zero_mean
 
-# (mu*, nu*, omega, alpha, lam, spectral norm or None) from SNN_MATH.md section 4.
+# (mu*, nu*, omega, alpha, lam, spectral norm or None) from docs/MATH.md section 4.
 PARAMS_TABLE = [
     (0.0, 1.0, 0.0, 1.673263242354378, 1.050700987355480, 0.787673),
     (0.0, 2.0, 0.0, 1.971255750346270, 1.060709076103012, 0.748540),
@@ -69,7 +69,7 @@ def test_unreachable_target_is_named():
         selu_params(0.0, 1.0, tau=-1.0)
 
 
-# (q, a, b, dropped value) from SNN_MATH.md section 6.
+# (q, a, b, dropped value) from docs/MATH.md section 6.
 DROPOUT_TABLE = [
     (0.95, 0.954844476005, 0.083935572194, -1.594775871682),
     (0.90, 0.921284516150, 0.161970970058, -1.457738730518),

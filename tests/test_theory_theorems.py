@@ -1,4 +1,4 @@
-"""Theorems 1-3 on a grid (SNN_MATH.md 3): the extremes to 1e-5, the verdicts, the report."""
+"""Theorems 1-3 on a grid (docs/MATH.md section 3): the extremes to 1e-5, the verdicts, the report."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """The moment map g of a SELU layer (paper Eq. 3-5): (mu, nu) of the inputs -> (mu~, nu~) of the outputs.
 
-Notation (SNN_MATH.md): the lower layer's activations have mean mu and variance nu; omega = sum w_i,
+Notation (docs/MATH.md): the lower layer's activations have mean mu and variance nu; omega = sum w_i,
 tau = sum w_i^2; the pre-activation z ~ N(m, v) with m = mu*omega, v = nu*tau (CLT); y = selu(z).
 Every function is vectorized: array arguments broadcast against each other.
 

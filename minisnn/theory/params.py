@@ -11,7 +11,7 @@ B0 = E[z^2; z>0], B2 = E[(e^z - 1)^2; z<=0]. The 2-D system mu~ = mu*, xi~ = nu*
 (alpha, lam) splits into R(alpha) = A/sqrt(B) = rho := mu*/sqrt(nu* + mu*^2), whose left side is
 strictly decreasing in alpha > 0 (dR/dalpha has the sign of A1 B0 - alpha A0 B2 < 0), so the
 solution is unique when it exists, and lam = sqrt((nu* + mu*^2) / B). Squaring R = rho gives a
-quadratic in alpha, solved in closed form; for mu* = 0 it is the paper's closed form (SNN_MATH.md 4).
+quadratic in alpha, solved in closed form; for mu* = 0 it is the paper's closed form (docs/MATH.md section 4).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each check evaluates g (and for Theorem 1 the spectral norm of its Jacobian H) at every point of
 an n^4 grid over (mu, omega, nu, tau), vectorized, and reports the extreme values with where they
-occur. The grid includes the domain's corners, where all the extremes in SNN_MATH.md lie. A grid
+occur. The grid includes the domain's corners, where all the extremes in docs/MATH.md section 3 lie. A grid
 check is evidence, not a proof: the paper bounds the values between grid points analytically.
 """
 
