@@ -1,7 +1,11 @@
-"""Losses: forward(pred, target) -> 0-d backend array, backward() -> d loss / d pred.
+"""Losses: forward(pred, target...) -> mean loss as a 0-d backend array, backward() -> d loss / d pred.
 
-Reductions: "mean" (default) averages over the samples (over present labels for the masked
-binary cross-entropy, over all elements for the squared error); "sum" adds them up.
+Every array operation is a backend op (softmax_cross_entropy_*, sigmoid_cross_entropy_*,
+squared_error_*), so a loss runs on any backend. backward() writes into a buffer the loss owns
+and reuses while the shape stays the same: copy the gradient to keep it past the next backward.
+Float targets and masks of another dtype (integer 0/1 targets, say) are cast to the backend's
+float dtype first. Target values are not checked here (that would cost a pass per step):
+minisnn.tasks checks them once per data set.
 """
 
 from __future__ import annotations
@@ -10,16 +14,14 @@ from typing import Any
 
 from .backends.base import Backend
 
-REDUCTIONS = ("mean", "sum")
-
 
 class Loss:
-    def __init__(self, backend: Backend, reduction: str = "mean"):
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    """A loss on one backend, with the cache between forward and backward and the gradient buffer."""
+
+    def __init__(self, backend: Backend):
         self.backend = backend
-        self.reduction = reduction
         self._cache: Any = None
+        self._grad: Any = None
 
     def _pop_cache(self):
         if self._cache is None:
@@ -27,14 +29,24 @@ class Loss:
         cache, self._cache = self._cache, None
         return cache
 
-    def _check_same_shape(self, pred, target, what: str) -> None:
-        if tuple(pred.shape) != tuple(target.shape) or pred.ndim != 2:
+    def _buffer(self, shape: tuple[int, ...]):
+        """The gradient buffer (reallocated when the shape changes)."""
+        if self._grad is None or tuple(self._grad.shape) != tuple(shape):
+            self._grad = self.backend.empty(tuple(shape))
+        return self._grad
+
+    def _as_float(self, pred, array, what: str):
+        """`array` checked to have pred's shape (N, T) and cast to the backend's float dtype."""
+        if pred.ndim != 2 or tuple(array.shape) != tuple(pred.shape):
             raise ValueError(f"{type(self).__name__}: {what} must have the predictions' shape (N, T) "
-                             f"{tuple(pred.shape)}, got {tuple(target.shape)}")
+                             f"{tuple(pred.shape)}, got {tuple(array.shape)}")
+        if array.dtype.kind not in "fiub":
+            raise ValueError(f"{type(self).__name__}: {what} must be numeric, got dtype {array.dtype}")
+        return array if array.dtype == self.backend.dtype else array.astype(self.backend.dtype)
 
 
 class SoftmaxCrossEntropy(Loss):
-    """-log softmax(logits)[label], stable (max subtracted); integer labels (N,) in [0, C)."""
+    """mean over rows of -log softmax(logits)[label]; logits (N, C), integer labels (N,) in [0, C)."""
 
     def forward(self, logits, labels):
         if logits.ndim != 2 or labels.ndim != 1 or labels.shape[0] != logits.shape[0]:
@@ -42,70 +54,57 @@ class SoftmaxCrossEntropy(Loss):
                              f"got {tuple(logits.shape)} and {tuple(labels.shape)}")
         if labels.dtype.kind not in "iu":
             raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-        probs = self._probs_buffer(logits.shape)
-        loss, probs = self.backend.softmax_cross_entropy_forward(logits, labels, probs=probs)
+        loss, probs = self.backend.softmax_cross_entropy_forward(logits, labels, probs=self._buffer(logits.shape))
         self._cache = (probs, labels)
-        return loss * labels.shape[0] if self.reduction == "sum" else loss
+        return loss
 
     def backward(self):
         probs, labels = self._pop_cache()
-        dlogits = self.backend.softmax_cross_entropy_backward(probs, labels, out=probs)  # (N, C), in place
-        if self.reduction == "sum":
-            dlogits *= labels.shape[0]
-        return dlogits
-
-    def _probs_buffer(self, shape):
-        buf = getattr(self, "_probs", None)
-        if buf is None or buf.shape != tuple(shape):
-            buf = self._probs = self.backend.empty(tuple(shape))
-        return buf
+        return self.backend.softmax_cross_entropy_backward(probs, labels, out=probs)  # (N, C), in place
 
 
 class SigmoidBinaryCrossEntropy(Loss):
-    """Binary cross-entropy on logits (N, T) for T tasks, with an optional mask of present labels.
+    """Binary cross-entropy on logits (N, T) for T tasks, averaged over the labels present.
 
-    loss = sum(mask * (max(z, 0) - z*t + log1p(exp(-|z|)))) / sum(mask) for "mean"; targets in
-    [0, 1]; a mask of zeros marks missing labels (as in Tox21), which then add nothing.
+    loss = sum(mask * (max(z, 0) - z*t + log1p(exp(-|z|)))) / sum(mask) with targets t in [0, 1];
+    mask (N, T) holds 1 where a label is present and 0 where it is missing (as in Tox21), so a
+    missing label adds nothing; None means every label is present.
     """
 
     def forward(self, logits, targets, mask=None):
-        xp = self.backend.xp
-        self._check_same_shape(logits, targets, "targets")
+        targets = self._as_float(logits, targets, "targets")
         if mask is None:
-            mask = xp.ones_like(logits)
+            count = float(logits.shape[0] * logits.shape[1])
         else:
-            self._check_same_shape(logits, mask, "mask")
-            mask = mask.astype(logits.dtype, copy=False)
-        count = mask.sum()
-        if float(count) == 0:
+            mask = self._as_float(logits, mask, "mask")
+            count = float(self.backend.to_numpy(self.backend.column_sum(mask)).sum())  # labels present
+        if count == 0:
             raise ValueError("SigmoidBinaryCrossEntropy: the mask marks no label as present")
-        terms = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))  # (N, T)
-        total = (terms * mask).sum()
-        norm = count if self.reduction == "mean" else 1.0
-        self._cache = (logits, targets, mask, norm)
-        return total / norm
+        loss = self.backend.sigmoid_cross_entropy_forward(logits, targets, mask)
+        loss *= 1.0 / count
+        self._cache = (logits, targets, mask, 1.0 / count)
+        return loss
 
     def backward(self):
-        logits, targets, mask, norm = self._pop_cache()
-        xp = self.backend.xp
-        sigmoid = 0.5 * (xp.tanh(0.5 * logits) + 1.0)  # stable for any logit
-        return (sigmoid - targets) * mask / norm
+        logits, targets, mask, scale = self._pop_cache()
+        return self.backend.sigmoid_cross_entropy_backward(logits, targets, mask, scale,
+                                                           out=self._buffer(logits.shape))  # (N, T)
 
 
 class MeanSquaredError(Loss):
-    """mean((pred - target)^2) over all elements (or their sum)."""
+    """mean((pred - target)^2) over all elements of pred, target (N, T)."""
 
     def forward(self, pred, target):
-        self._check_same_shape(pred, target, "targets")
-        diff = pred - target  # (N, T)
-        norm = diff.size if self.reduction == "mean" else 1
-        self._cache = (diff, norm)
-        return (diff * diff).sum() / norm
+        target = self._as_float(pred, target, "targets")
+        scale = 1.0 / (pred.shape[0] * pred.shape[1])
+        loss = self.backend.squared_error_forward(pred, target)
+        loss *= scale
+        self._cache = (pred, target, scale)
+        return loss
 
     def backward(self):
-        diff, norm = self._pop_cache()
-        return diff * (2.0 / norm)
+        pred, target, scale = self._pop_cache()
+        return self.backend.squared_error_backward(pred, target, scale, out=self._buffer(pred.shape))  # (N, T)
 
 
-LOSSES = {"softmax_cross_entropy": SoftmaxCrossEntropy, "sigmoid_binary_cross_entropy": SigmoidBinaryCrossEntropy,
-          "mean_squared_error": MeanSquaredError}
+__all__ = ["Loss", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "MeanSquaredError"]
