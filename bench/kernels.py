@@ -46,6 +46,7 @@ class Case:
     column_sum_terms: Callable[[], np.ndarray] | None = None  # rows summed into a (D,) result
     flops: int = 0
     prepare: Callable[[], None] | None = None  # resets an in-place case's input before the check
+    timed: Callable[[Callable], Any] | None = None  # timed(op_fn), when `call` also resets state for the check
 
 
 def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, Any]:
@@ -60,8 +61,8 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
     arrays = {
         "x": x, "b": b,
         "dy": rng.standard_normal((rows, cols)).astype(dtype),  # (N, D)
-        "y": ref.selu_forward(x).astype(dtype),  # (N, D) a SELU output
-        "y_dropout": ref.bias_selu_dropout_forward(x, b, mask).astype(dtype),  # (N, D)
+        "y": ref.selu_forward(x, ALPHA_01, LAMBDA_01).astype(dtype),  # (N, D) a SELU output
+        "y_dropout": ref.bias_selu_dropout_forward(x, b, mask, ALPHA_01, LAMBDA_01).astype(dtype),  # (N, D)
         "logits": (3.0 * rng.standard_normal((n_logits, N_CLASSES))).astype(dtype),  # (M, C)
         "labels": rng.integers(0, N_CLASSES, n_logits),  # (M,)
         "a_mm": rng.standard_normal((m, m)).astype(dtype), "b_mm": rng.standard_normal((m, m)).astype(dtype),
@@ -100,32 +101,37 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
         fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)
         return sgd_param, sgd_velocity
 
+    def sgd_expected():
+        param, velocity = (a.astype(np.float64) for a in sgd_start)  # copies: the reference works in place
+        ref.sgd_update(param, f64(sgd_grad), velocity, 0.01, momentum=0.9)
+        return param, velocity
+
     work = aligned_empty_like(x)  # in-place cases overwrite it, as the layers do with out=z
 
     def reset_work():
         np.copyto(work, x)
 
     in_place = [
-        Case("selu_forward", lambda fn: fn(work, A, L, out=work), lambda: ref.selu_forward(f64(x)), 2 * size,
+        Case("selu_forward", lambda fn: fn(work, A, L, out=work), lambda: ref.selu_forward(f64(x), A, L), 2 * size,
              prepare=reset_work),
         Case("bias_selu_forward", lambda fn: fn(work, b, A, L, out=work),
-             lambda: ref.bias_selu_forward(f64(x), f64(b)), 2 * size, prepare=reset_work),
+             lambda: ref.bias_selu_forward(f64(x), f64(b), A, L), 2 * size, prepare=reset_work),
         Case("alpha_dropout_forward", lambda fn: fn(work, mask, out=work),
              lambda: ref.alpha_dropout_forward(f64(x), mask), 2 * size, prepare=reset_work),
         Case("bias_selu_dropout_forward", lambda fn: fn(work, b, mask, A, L, out=work),
-             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask), 2 * size, prepare=reset_work),
+             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask, A, L), 2 * size, prepare=reset_work),
     ]
     return in_place + [
         Case("matmul", lambda fn: fn(a_mm, b_mm, out=mm_out), lambda: f64(a_mm) @ f64(b_mm), 3 * a_mm.nbytes,
              flops=2 * a_mm.shape[0] ** 3),
-        Case("selu_forward", lambda fn: fn(x, A, L, out=out), lambda: ref.selu_forward(f64(x)), 2 * size),
-        Case("selu_backward", lambda fn: fn(dy, y, A, L, out=out), lambda: ref.selu_backward(f64(dy), f64(y)),
+        Case("selu_forward", lambda fn: fn(x, A, L, out=out), lambda: ref.selu_forward(f64(x), A, L), 2 * size),
+        Case("selu_backward", lambda fn: fn(dy, y, A, L, out=out), lambda: ref.selu_backward(f64(dy), f64(y), A, L),
              3 * size),
-        Case("bias_selu_forward", lambda fn: fn(x, b, A, L, out=out), lambda: ref.bias_selu_forward(f64(x), f64(b)),
+        Case("bias_selu_forward", lambda fn: fn(x, b, A, L, out=out), lambda: ref.bias_selu_forward(f64(x), f64(b), A, L),
              2 * size),
         Case("bias_selu_backward", lambda fn: fn(dy, y, A, L, dz=dz, db=db),
-             lambda: ref.bias_selu_backward(f64(dy), f64(y)), 3 * size,
-             column_sum_terms=lambda: ref.selu_backward(f64(dy), f64(y))),
+             lambda: ref.bias_selu_backward(f64(dy), f64(y), A, L), 3 * size,
+             column_sum_terms=lambda: ref.selu_backward(f64(dy), f64(y), A, L)),
         Case("column_sum", lambda fn: fn(dy, out=db), lambda: ref.column_sum(f64(dy)), size,
              column_sum_terms=lambda: f64(dy)),
         Case("alpha_dropout_forward", lambda fn: fn(x, mask, out=out), lambda: ref.alpha_dropout_forward(f64(x), mask),
@@ -133,17 +139,16 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
         Case("alpha_dropout_backward", lambda fn: fn(dy, mask, out=out),
              lambda: ref.alpha_dropout_backward(f64(dy), mask), 2 * size),
         Case("bias_selu_dropout_forward", lambda fn: fn(x, b, mask, A, L, out=out),
-             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask), 2 * size),
+             lambda: ref.bias_selu_dropout_forward(f64(x), f64(b), mask, A, L), 2 * size),
         Case("bias_selu_dropout_backward", lambda fn: fn(dy, yd, mask, A, L, dz=dz, db=db),
-             lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask), 3 * size,
-             column_sum_terms=lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask)[0]),
+             lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask, A, L), 3 * size,
+             column_sum_terms=lambda: ref.bias_selu_dropout_backward(f64(dy), f64(yd), mask, A, L)[0]),
         Case("softmax_cross_entropy_forward", lambda fn: fn(logits, labels, probs=probs),
              lambda: ref.softmax_cross_entropy_forward(f64(logits), labels), 2 * logits.nbytes),
         Case("softmax_cross_entropy_backward", lambda fn: fn(probs_ref.astype(logits.dtype), labels, out=dlogits),
              lambda: ref.softmax_cross_entropy_backward(probs_ref, labels), 2 * logits.nbytes),
-        Case("sgd_update", sgd_call,
-             lambda: ref.sgd_update(f64(sgd_start[0]), f64(sgd_grad), f64(sgd_start[1]), 0.01, momentum=0.9),
-             5 * size),
+        Case("sgd_update", sgd_call, sgd_expected, 5 * size,
+             timed=lambda fn: fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)),
     ]
 
 
@@ -181,7 +186,7 @@ def torch_rows(inp: dict[str, Any], copy_gbs: float, timing: dict) -> list[dict[
     ]:
         error = None
         if checked:
-            expected = ref.selu_forward(np.asarray(inp["x"], np.float64))
+            expected = ref.selu_forward(np.asarray(inp["x"], np.float64), ALPHA_01, LAMBDA_01)
             rtol, atol = TOLERANCES[str(inp["x"].dtype)]
             error = float(np.max(np.abs(fn().numpy() - expected) / (atol + rtol * np.abs(expected))))
         t = time_call(fn, **timing)
@@ -220,7 +225,8 @@ def run_benchmark(rows: int, cols: int, dtype: str, backends: list[str], with_to
                 if case.prepare is not None:
                     case.prepare()
                 error = check(case, case.call(fn), dtype)  # also the first (compiling) call
-                t = time_call(lambda case=case, fn=fn: case.call(fn), **timing) if error <= 1.0 else None
+                timed = case.timed or case.call
+                t = time_call(lambda timed=timed, fn=fn: timed(fn), **timing) if error <= 1.0 else None
                 baseline = in_place_before if case.prepare else copy_before
                 results.append(_row(be.name, case.op, variant + (" in place" if case.prepare else ""), error, t,
                                     case.bytes_moved, case.flops, baseline["gb_per_s"],

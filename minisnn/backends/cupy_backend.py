@@ -77,9 +77,9 @@ class CupyBackend(Backend):
     name = "cupy"
     xp = cp
 
-    def __init__(self, dtype: str | np.dtype = "float32", seed: int = 0):
+    def __init__(self, dtype: str | np.dtype = "float32"):
         _probe_gpu()
-        super().__init__(dtype=dtype, seed=seed)
+        super().__init__(dtype=dtype)
         runtime = cp.cuda.runtime
         self.device_id = runtime.getDevice()
         sm_count = runtime.deviceGetAttribute(runtime.cudaDevAttrMultiProcessorCount, self.device_id)

@@ -134,8 +134,8 @@ class NumbaBackend(Backend):
     name = "numba"
     xp = np
 
-    def __init__(self, dtype="float32", seed: int = 0, kernels: str | None = None):
-        super().__init__(dtype=dtype, seed=seed)
+    def __init__(self, dtype="float32", kernels: str | None = None):
+        super().__init__(dtype=dtype)
         source = (kernels or os.environ.get(KERNELS_ENV) or "auto").strip().lower()
         if source not in KERNEL_SOURCES:
             raise ValueError(f"kernels must be one of {KERNEL_SOURCES}, got {source!r}")
