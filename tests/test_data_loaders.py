@@ -21,6 +21,16 @@ def epoch_indices(iterator, epoch):
     return np.concatenate([np.asarray(xb)[:, 0] // d for xb, _ in iterator.epoch(epoch)]).astype(np.int64)
 
 
+def expected_sizes(n, batch_size):
+    """Full batches, then the rest on its own if it is at least half a batch, else joined to the last one."""
+    full, rest = divmod(n, batch_size)
+    if rest == 0:
+        return [batch_size] * full
+    if full == 0 or 2 * rest >= batch_size:
+        return [batch_size] * full + [rest]
+    return [batch_size] * (full - 1) + [batch_size + rest]
+
+
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(1, 300), batch_size=st.integers(1, 64), seed=st.integers(0, 2**32 - 1),
        stratified=st.booleans())
@@ -28,10 +38,20 @@ def test_every_sample_exactly_once_per_epoch(n, batch_size, seed, stratified):
     iterator = BatchIterator(dataset(n), batch_size, seed=seed, stratified=stratified)
     for epoch in range(2):
         seen = epoch_indices(iterator, epoch)
+        assert np.array_equal(seen, iterator.order(epoch))  # batches are consecutive slices of the order
         assert np.array_equal(np.sort(seen), np.arange(n))
     sizes = [len(yb) for _, yb in iterator.epoch(0)]
-    assert len(sizes) == len(iterator) == -(-n // batch_size)
-    assert all(size == batch_size for size in sizes[:-1]) and 1 <= sizes[-1] <= batch_size
+    assert sizes == expected_sizes(n, batch_size) and len(sizes) == len(iterator)
+    assert [len(i) for i in iterator.batch_indices(1)] == sizes
+    if n > batch_size:  # no batch is under half a batch, none above one and a half
+        assert all(2 * size >= batch_size and size < 1.5 * batch_size for size in sizes)
+
+
+def test_a_single_sample_tail_joins_the_batch_before_it():
+    iterator = BatchIterator(dataset(65), 32, seed=0)
+    assert [len(i) for i in iterator.batch_indices(0)] == [32, 33] and len(iterator) == 2
+    assert [len(i) for i in BatchIterator(dataset(80), 32).batch_indices(0)] == [32, 32, 16]  # half a batch stays
+    assert [len(i) for i in BatchIterator(dataset(5), 32).batch_indices(0)] == [5]  # nothing to join
 
 
 @settings(max_examples=30, deadline=None)
@@ -105,13 +125,29 @@ def test_batches_reach_the_backend_with_its_dtype_and_int64_labels(dtype, reside
     assert sum(len(yb) for _, yb in batches) == 37
 
 
+def test_multi_column_targets_are_batched_in_the_backend_dtype_with_their_rows():
+    x = np.arange(20, dtype=np.float64).reshape(10, 2)
+    y = np.column_stack([np.arange(10.0), np.where(np.arange(10) % 3 == 0, np.nan, 1.0)])  # (10, 2), NaN kept
+    backend = NumpyBackend(dtype="float32")
+    for resident in (True, False):
+        iterator = BatchIterator(ArrayDataset(x, y), 4, seed=2, backend=backend, device_resident=resident)
+        for (xb, yb), rows in zip(iterator.epoch(0), iterator.batch_indices(0)):
+            assert yb.dtype == np.float32 and yb.shape == (len(rows), 2)
+            np.testing.assert_array_equal(xb[:, 0] / 2, yb[:, 0])
+            np.testing.assert_array_equal(yb, y[rows].astype(np.float32))
+    with pytest.raises(ValueError, match=r"stratified batches need labels y \(N,\), got targets of shape \(10, 2\)"):
+        BatchIterator(ArrayDataset(x, y), 4, stratified=True)
+
+
 def test_dataset_validation_and_splits():
     data = make_synthetic(n_train=10, n_test=4, n_features=2)
     assert len(ArrayDataset.from_labeled(data, "test")) == 4
     with pytest.raises(ValueError, match="no 'test' split"):
         ArrayDataset.from_labeled(make_synthetic(n_train=10, n_test=0), "test")
-    with pytest.raises(ValueError, match=r"need x \(N, D\)"):
+    with pytest.raises(ValueError, match=r"need x \(N, D\) and y \(N,\) or \(N, T\)"):
         ArrayDataset(np.zeros((3, 2)), np.zeros(4, dtype=int))
+    with pytest.raises(ValueError, match="targets must be numeric"):
+        ArrayDataset(np.zeros((2, 2)), np.array([["a"], ["b"]]))
     with pytest.raises(ValueError, match="integers"):
         ArrayDataset(np.zeros((2, 2)), np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match="batch_size"):
