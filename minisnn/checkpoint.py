@@ -1,8 +1,10 @@
-"""Checkpoints: one .npz holding the weights, the optimizer's velocities and a JSON header.
+"""Checkpoints: one .npz holding the model's arrays, the optimizer's state and a JSON header.
 
-The header records the format and its version, the architecture (every layer's config), the
-dropout layers' step counters, the optimizer's settings and step, the backend's host RNG state,
-and the shape, dtype and SHA-256 of every array. Files are written atomically (a temporary file
+Arrays: "param/<name>" and "buffer/<name>" (model.state_arrays(): weights, and non-parameter
+state such as dropout step counters or running statistics) and "optimizer/<slot>/<name>" (e.g.
+SGD's velocity, Adam's m and v). The header records the format and its version, the
+architecture (the model's config, children nested), the optimizer's settings and step, and the
+shape, dtype and SHA-256 of every array. Version 1 files (dropout steps in the header) still load. Files are written atomically (a temporary file
 in the same folder, fsynced, then renamed) and read with allow_pickle=False; anything missing,
 extra, malformed or modified gives a CheckpointError naming the file and the problem. Loading a
 model for inference needs NumPy only.
@@ -24,10 +26,11 @@ from . import __version__
 from .backends import get_backend
 from .backends.base import SUPPORTED_DTYPES, Backend
 from .model import Sequential
-from .optim import SGD
+from .optim import Optimizer, optimizer_from_config
 
 FORMAT = "minisnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER_KEY = "header.json"
 
 
@@ -39,23 +42,21 @@ def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: SGD | None = None,
+def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: Optimizer | None = None,
                     meta: dict[str, Any] | None = None) -> Path:
     """Write model (+ optimizer) to `path` (.npz) atomically; returns the path."""
     path = Path(path)
     be = model.backend
-    arrays = {f"param/{p.name}": be.to_numpy(p.value) for p in model.parameters()}
+    arrays = model.state_arrays()
     if optimizer is not None:
-        arrays.update({f"velocity/{name}": v for name, v in optimizer.state_arrays().items()})
+        arrays.update({f"optimizer/{name}": a for name, a in optimizer.state_arrays().items()})
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "minisnn_version": __version__,
         "dtype": be.dtype.name,
         "model": model.config(),
-        "layer_state": [layer.state_dict() for layer in model.layers],
         "optimizer": None if optimizer is None else {"config": optimizer.config(), "step": optimizer.step_count},
-        "rng_state": be.rng.bit_generator.state,
         "meta": meta or {},
         "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.name, "sha256": _digest(a)}
                    for name, a in arrays.items()},
@@ -95,9 +96,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: header format is {header.get('format') if isinstance(header, dict) else header!r}, "
                               f"expected {FORMAT!r}")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: format version {header.get('format_version')!r} is not supported "
-                              f"(this minisnn reads version {FORMAT_VERSION})")
+                              f"(this minisnn reads versions {READABLE_VERSIONS})")
     if header.get("dtype") not in SUPPORTED_DTYPES:
         raise CheckpointError(f"{path}: dtype {header.get('dtype')!r} is not one of {SUPPORTED_DTYPES}")
     records = header.get("arrays")
@@ -115,31 +116,34 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return header, contents
 
 
+def _upgrade_version_1(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Version 1 kept dropout step counters in the header and velocities as "velocity/<name>"."""
+    arrays = {(f"optimizer/{name}" if name.startswith("velocity/") else name): a for name, a in arrays.items()}
+    states = header.get("layer_state")
+    if not isinstance(states, list):
+        raise ValueError("a version 1 header needs a layer_state list")
+    for index, state in enumerate(states):
+        if not isinstance(state, dict) or set(state) - {"step"}:
+            raise ValueError(f"layer_state[{index}] must be {{}} or {{'step': n}}, got {state!r}")
+        if "step" in state:
+            arrays[f"buffer/{index}.step"] = np.asarray(state["step"], dtype=np.int64)
+    return arrays
+
+
 def _build_model(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> Sequential:
     if backend.dtype.name != header["dtype"]:
         raise CheckpointError(f"{path}: saved as {header['dtype']}, but the backend is {backend.dtype.name}")
     try:
+        if header["format_version"] == 1:
+            arrays = _upgrade_version_1(header, arrays)
         model = Sequential.from_config(header["model"], backend)
-        states = header["layer_state"]
-        if len(states) != len(model.layers):
-            raise ValueError(f"{len(states)} layer states for {len(model.layers)} layers")
-        for layer, state in zip(model.layers, states):
-            layer.load_state_dict(state)
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the architecture in the header is invalid: {exc}") from exc
-    params = model.parameters()
-    expected = {f"param/{p.name}" for p in params}
-    found = {name for name in arrays if name.startswith("param/")}
-    if expected != found:
-        raise CheckpointError(f"{path}: parameters {sorted(found)} do not match the architecture's {sorted(expected)}")
-    for p in params:
-        saved = arrays[f"param/{p.name}"]
-        if saved.shape != tuple(p.value.shape):
-            raise CheckpointError(f"{path}: parameter {p.name!r} has shape {saved.shape}, the architecture "
-                                  f"needs {tuple(p.value.shape)}")
-        if not np.isfinite(saved).all():
-            raise CheckpointError(f"{path}: parameter {p.name!r} holds NaN or infinite values")
-        p.value[...] = backend.asarray(saved)
+    model_arrays = {name: a for name, a in arrays.items() if name.startswith(("param/", "buffer/"))}
+    try:
+        model.load_state_arrays(model_arrays)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
     return model
 
 
@@ -156,23 +160,21 @@ def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Seque
 
 
 def load_training_state(path: str | os.PathLike, backend: Backend | None = None
-                        ) -> tuple[Sequential, SGD | None, dict[str, Any]]:
-    """(model, optimizer, meta) with velocities, step counters and the backend's RNG state restored."""
+                        ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
+    """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored."""
     path = Path(path)
     header, arrays = read_checkpoint(path)
     backend = backend or get_backend("numpy", dtype=header["dtype"])
     model = _build_model(path, header, arrays, backend)
-    try:
-        backend.rng.bit_generator.state = header["rng_state"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid RNG state in the header: {exc}") from exc
     meta = header.get("meta", {})
     if header.get("optimizer") is None:
         return model, None, meta
+    if header["format_version"] == 1:
+        arrays = _upgrade_version_1(header, arrays)
     try:
-        optimizer = SGD.from_config(header["optimizer"]["config"], model)
-        velocity = {name[len("velocity/"):]: a for name, a in arrays.items() if name.startswith("velocity/")}
-        optimizer.load_state(header["optimizer"]["step"], velocity)
+        optimizer = optimizer_from_config(header["optimizer"]["config"], model)
+        state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
+        optimizer.load_state(header["optimizer"]["step"], state)
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid optimizer state: {exc}") from exc
     return model, optimizer, meta

@@ -87,30 +87,44 @@ def check_arrays(
     return checks
 
 
+class _BufferSnapshot:
+    """Copies of a layer tree's buffers (dropout steps, running statistics), restored on call, so
+    that every evaluation of the objective sees the same masks and statistics."""
+
+    def __init__(self, layer: Layer):
+        self.saved = [(buffer, buffer.copy()) for _, buffer in layer.named_buffers()]
+
+    def __call__(self) -> None:
+        for buffer, value in self.saved:
+            buffer[...] = value
+
+
 def check_layer(layer: Layer, x, rng: np.random.Generator | None = None, eps: float = 1e-6,
                 n_entries: int = 3) -> list[GradientCheck]:
-    """Check a layer's dx and every parameter gradient at input x (N, D_in), in training mode."""
+    """Check a layer's dx and every parameter gradient (children's included) at input x (N, D_in),
+    in training mode."""
     rng = rng or np.random.default_rng(0)
     be = layer.backend
     if be.dtype != np.float64:
         raise ValueError(f"gradient checks need a float64 backend, got {be.dtype}")
     x = be.asarray(x).copy()
-    state = layer.state_dict()
+    restore = _BufferSnapshot(layer)
     dy = be.asarray(rng.standard_normal(tuple(layer.forward(x, train=False).shape)))
 
     def objective() -> float:
-        layer.load_state_dict(state)
+        restore()
         return float((layer.forward(x, train=True) * dy).sum())
 
-    layer.load_state_dict(state)
+    restore()
     layer.forward(x, train=True)
     dx = layer.backward(dy)
+    params = layer.named_parameters()
     gradients = {"x": dx.copy()} if dx is not None else {}
-    gradients.update({k: g.copy() for k, g in layer.grads.items()})
+    gradients.update({p.name: p.grad.copy() for p in params})
     arrays = {"x": x} if dx is not None else {}
-    arrays.update(layer.params)
+    arrays.update({p.name: p.value for p in params})
     checks = check_arrays(objective, gradients, arrays, be, rng, eps, n_entries)
-    layer.load_state_dict(state)
+    restore()
     return checks
 
 
@@ -135,11 +149,7 @@ def check_model(model, loss, x, target, rng: np.random.Generator | None = None, 
     rng = rng or np.random.default_rng(0)
     be = model.backend
     x = be.asarray(x)
-    states = [layer.state_dict() for layer in model.layers]
-
-    def restore() -> None:
-        for layer, state in zip(model.layers, states):
-            layer.load_state_dict(state)
+    restore = _BufferSnapshot(model)
 
     def objective() -> float:
         restore()
@@ -150,8 +160,8 @@ def check_model(model, loss, x, target, rng: np.random.Generator | None = None, 
     restore()
     loss.forward(model.forward(x, train=True), target)
     model.backward(loss.backward())
-    gradients = {p.name: p.grad.copy() for p in model.parameters()}
-    arrays = {p.name: p.value for p in model.parameters()}
+    gradients = {p.name: p.grad.copy() for p in model.named_parameters()}
+    arrays = {p.name: p.value for p in model.named_parameters()}
     checks = check_arrays(objective, gradients, arrays, be, rng, eps, n_entries)
     restore()
     return checks

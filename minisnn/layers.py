@@ -1,18 +1,22 @@
-"""Layers with hand-written backward passes.
+"""Layers with hand-written backward passes, arranged as a tree.
 
-A layer owns its parameters, their gradients (same keys, preallocated) and its output and
-input-gradient buffers, reallocated only when the batch size changes: once warmed up a training
-step allocates no activation or gradient arrays. forward(x, train) returns a buffer owned by the
-layer, valid until its next forward; backward(dy) fills the grads, returns dx (never writing into
-dy) and consumes the cache. Weights have shape (D_in, D_out), so z = x @ W.
+A layer owns its parameters and their gradients (same keys, preallocated), its buffers
+(non-parameter array state that checkpoints keep, e.g. a dropout layer's step counter or a
+normalization layer's running statistics), its child layers (composite layers such as residual
+blocks are made of layers) and its work arrays, reallocated only when the batch size changes: once
+warmed up a training step allocates no activation or gradient arrays. forward(x, train) returns
+an array owned by the layer, valid until its next forward; backward(dy) fills the grads, returns
+dx (never writing into dy) and consumes the cache. Every array operation is a backend op
+(minisnn.backends.base). Weights have shape (D_in, D_out), so z = x @ W.
 
-Every layer can describe itself with config() (JSON-able constructor arguments) and, where it has
-state outside its parameters (the step counter of a dropout layer), state_dict()/load_state_dict().
+named_parameters() and named_buffers() walk the tree ("<child>.<...>.<key>"); config() is the
+layer's JSON-able constructor arguments (children's configs nested), and layer_from_config
+rebuilds any registered layer class from it: every Layer subclass registers itself by name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,17 +25,34 @@ from .constants import ALPHA_01, LAMBDA_01, alpha_dropout_params, check_dropout_
 from .init import initialize
 from .rng import DropoutMask, dropout_key, keep_threshold
 
+LAYER_TYPES: dict[str, type["Layer"]] = {}  # class name -> class, filled as subclasses are defined
+
+
+class Parameter(NamedTuple):
+    """A named parameter and its gradient buffer (both backend arrays, same shape)."""
+
+    name: str
+    value: Any
+    grad: Any
+
 
 class Layer:
     """Base class: no parameters, identity on shapes. Subclasses override forward/backward."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            LAYER_TYPES[cls.__name__] = cls
 
     def __init__(self, backend: Backend):
         self.backend = backend
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
+        self.buffers: dict[str, Any] = {}
+        self.children: dict[str, Layer] = {}
         self.needs_input_grad = True  # the first layer of a model skips computing dx
         self._cache: Any = None
-        self._buffers: dict[str, Any] = {}
+        self._work: dict[str, Any] = {}
 
     def forward(self, x, train: bool = True):
         raise NotImplementedError
@@ -42,24 +63,69 @@ class Layer:
     def output_dim(self, d_in: int) -> int:
         return d_in
 
+    # ---- the tree -----------------------------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> list[Parameter]:
+        """This layer's parameters, then its children's, as (name, value, grad)."""
+        own = [Parameter(prefix + key, value, self.grads[key]) for key, value in self.params.items()]
+        return own + [p for name, child in self.children.items() for p in child.named_parameters(f"{prefix}{name}.")]
+
+    def named_buffers(self, prefix: str = "") -> list[tuple[str, Any]]:
+        """This layer's buffers, then its children's, as (name, array)."""
+        own = [(prefix + key, value) for key, value in self.buffers.items()]
+        return own + [b for name, child in self.children.items() for b in child.named_buffers(f"{prefix}{name}.")]
+
+    def n_parameters(self) -> int:
+        return int(sum(p.value.size for p in self.named_parameters()))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Host copies of every parameter ("param/<name>") and buffer ("buffer/<name>")."""
+        be = self.backend
+        arrays = {f"param/{p.name}": np.array(be.to_numpy(p.value)) for p in self.named_parameters()}
+        arrays.update({f"buffer/{name}": np.array(be.to_numpy(b)) for name, b in self.named_buffers()})
+        return arrays
+
+    def load_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Copy arrays named as in state_arrays() into the parameters and buffers, in place.
+
+        Every name must be present, nothing extra, shapes equal, parameters finite, integer buffers
+        (counters) non-negative; a ValueError names the first problem and nothing is changed.
+        """
+        targets = {f"param/{p.name}": p.value for p in self.named_parameters()}
+        targets.update({f"buffer/{name}": b for name, b in self.named_buffers()})
+        missing, extra = sorted(set(targets) - set(arrays)), sorted(set(arrays) - set(targets))
+        if missing or extra:
+            raise ValueError(f"arrays do not match the model's: missing {missing}, unexpected {extra}")
+        host = {name: np.asarray(self.backend.to_numpy(a)) for name, a in arrays.items()}
+        for name, target in targets.items():
+            if host[name].shape != tuple(target.shape):
+                raise ValueError(f"{name} has shape {host[name].shape}, the model needs {tuple(target.shape)}")
+            if name.startswith("param/") and not np.isfinite(host[name]).all():
+                raise ValueError(f"{name} holds NaN or infinite values")
+            if host[name].dtype.kind in "iu" and (host[name] < 0).any():
+                raise ValueError(f"{name} is a counter and must be non-negative, got {host[name].min()}")
+        for name, target in targets.items():
+            if isinstance(target, np.ndarray):
+                np.copyto(target, host[name], casting="same_kind")
+            else:
+                target[...] = self.backend.asarray(host[name], dtype=target.dtype)
+
+    # ---- configuration ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-able), the layer type under "type"."""
         return {"type": type(self).__name__}
 
-    def state_dict(self) -> dict[str, int]:
-        """State outside the parameters (integers only)."""
-        return {}
+    @classmethod
+    def from_config(cls, config: dict[str, Any], backend: Backend) -> "Layer":
+        """The layer described by config() (without "type"); composite layers override this."""
+        return cls(backend=backend, **config)
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if state:
-            raise ValueError(f"{type(self).__name__} has no state, got keys {sorted(state)}")
-
-    def _buffer(self, name: str, shape: tuple[int, ...]):
-        """A preallocated array of `shape`, reused while the shape stays the same."""
-        buf = self._buffers.get(name)
+    # ---- helpers ------------------------------------------------------------------------------
+    def _workspace(self, name: str, shape: tuple[int, ...]):
+        """A preallocated work array of `shape`, reused while the shape stays the same."""
+        buf = self._work.get(name)
         if buf is None or buf.shape != shape:
             buf = self.backend.empty(shape)
-            self._buffers[name] = buf
+            self._work[name] = buf
         return buf
 
     def _pop_cache(self):
@@ -71,6 +137,20 @@ class Layer:
     def _check_input(self, x, d_in: int) -> None:
         if x.ndim != 2 or x.shape[1] != d_in:
             raise ValueError(f"{type(self).__name__} expects input of shape (N, {d_in}), got {tuple(x.shape)}")
+
+
+def layer_from_config(config: dict[str, Any], backend: Backend) -> Layer:
+    """Rebuild a layer from its config(); a wrong type or argument gives a ValueError naming it."""
+    if not isinstance(config, dict):
+        raise ValueError(f"a layer config must be a dict, got {type(config).__name__}")
+    config = dict(config)
+    kind = config.pop("type", None)
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
+    try:
+        return LAYER_TYPES[kind].from_config(config, backend)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"bad arguments for layer {kind}: {exc}") from exc
 
 
 class Linear(Layer):
@@ -94,13 +174,13 @@ class Linear(Layer):
                 "seed": self.seed, "init_mode": self.init_mode}
 
     def _affine(self, x):
-        """z = x @ W into the output buffer, (N, D_out); the bias is left to the caller."""
+        """z = x @ W into the output array, (N, D_out); the bias is left to the caller."""
         self._check_input(x, self.d_in)
-        return self.backend.matmul(x, self.params["W"], out=self._buffer("y", (x.shape[0], self.d_out)))
+        return self.backend.matmul(x, self.params["W"], out=self._workspace("y", (x.shape[0], self.d_out)))
 
     def forward(self, x, train: bool = True):
-        y = self._affine(x)  # (N, D_out)
-        y += self.params["b"]
+        z = self._affine(x)  # (N, D_out)
+        y = self.backend.bias_add_forward(z, self.params["b"], out=z)
         self._cache = x if train else None
         return y
 
@@ -110,12 +190,60 @@ class Linear(Layer):
         be.matmul(x.T, dz, out=self.grads["W"])
         if not self.needs_input_grad:
             return None
-        return be.matmul(dz, self.params["W"].T, out=self._buffer("dx", (dz.shape[0], self.d_in)))
+        return be.matmul(dz, self.params["W"].T, out=self._workspace("dx", (dz.shape[0], self.d_in)))
 
     def backward(self, dy):
         x = self._pop_cache()
         self.backend.column_sum(dy, out=self.grads["b"])
         return self._backward_affine(x, dy)
+
+
+class MaskedDropoutState:
+    """The random part of a dropout layer: rate, seed, step counter and the affine map of kept units.
+
+    Each training forward takes the next step's mask; the backward regenerates it from the same
+    (seed, step), so no mask is stored. The step counter is a buffer (a host int64 0-d array),
+    saved with checkpoints. Alpha dropout maps kept units to a*x + b and dropped ones to
+    a*alpha' + b; standard dropout to x/q and 0. Feature-wise masks drop whole features: one
+    keep decision per column, shared by every row of the batch.
+    """
+
+    def __init__(self, kind: str, rate: float, seed: int, scale: float, shift: float, dropped: float,
+                 extra_config: dict[str, Any], feature_wise: bool = False):
+        self.kind, self.rate, self.seed = kind, check_dropout_rate(rate), int(seed)
+        self.scale, self.shift, self.dropped = scale, shift, dropped
+        self.feature_wise = bool(feature_wise)
+        self.extra_config = extra_config
+        self.step = np.zeros((), np.int64)  # buffer: masks drawn so far
+
+    @classmethod
+    def alpha(cls, rate: float, mu: float, nu: float, alpha: float, lam: float, seed: int,
+              feature_wise: bool = False) -> "MaskedDropoutState":
+        p = alpha_dropout_params(rate, mu=mu, nu=nu, alpha=alpha, lam=lam)
+        return cls("alpha", rate, seed, p.a, p.b, p.dropped_value, {"mu": float(mu), "nu": float(nu)}, feature_wise)
+
+    @classmethod
+    def standard(cls, rate: float, seed: int, feature_wise: bool = False) -> "MaskedDropoutState":
+        rate = check_dropout_rate(rate)
+        return cls("standard", rate, seed, 1.0 / (1.0 - rate), 0.0, 0.0, {}, feature_wise)
+
+    @property
+    def active(self) -> bool:
+        return self.rate > 0.0
+
+    def next_mask(self) -> DropoutMask:
+        step = int(self.step)
+        if step < 0:
+            raise ValueError(f"dropout step counter is {step}; it must be non-negative")
+        k0, k1 = dropout_key(self.seed, step)
+        self.step[...] = step + 1
+        return DropoutMask(k0, k1, keep_threshold(self.rate), self.scale, self.shift, self.dropped, self.feature_wise)
+
+    def config(self) -> dict[str, Any]:
+        config = {"dropout": self.rate, **self.extra_config}
+        if self.feature_wise:
+            config["feature_wise"] = True
+        return config
 
 
 class LinearSELU(Linear):
@@ -126,19 +254,14 @@ class LinearSELU(Linear):
 
     def __init__(self, d_in: int, d_out: int, backend: Backend, dropout: float = 0.0, alpha: float = ALPHA_01,
                  lam: float = LAMBDA_01, mu: float = 0.0, nu: float = 1.0, init: str = "lecun_normal", seed: int = 0,
-                 init_mode: str | None = None):
+                 init_mode: str | None = None, feature_wise: bool = False):
         super().__init__(d_in, d_out, backend, init=init, seed=seed, init_mode=init_mode)
         self.alpha, self.lam = float(alpha), float(lam)
-        self.dropout = MaskedDropoutState.alpha(dropout, mu, nu, self.alpha, self.lam, seed)
+        self.dropout = MaskedDropoutState.alpha(dropout, mu, nu, self.alpha, self.lam, seed, feature_wise)
+        self.buffers["step"] = self.dropout.step
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "alpha": self.alpha, "lam": self.lam, **self.dropout.config()}
-
-    def state_dict(self) -> dict[str, int]:
-        return self.dropout.state_dict()
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.dropout.load_state_dict(state)
 
     def forward(self, x, train: bool = True):
         be = self.backend
@@ -155,78 +278,12 @@ class LinearSELU(Linear):
     def backward(self, dy):
         x, y, mask = self._pop_cache()
         be = self.backend
-        dz = self._buffer("dz", y.shape)  # (N, D_out)
+        dz = self._workspace("dz", y.shape)  # (N, D_out)
         if mask is None:
             be.bias_selu_backward(dy, y, self.alpha, self.lam, dz=dz, db=self.grads["b"])
         else:
             be.bias_selu_dropout_backward(dy, y, mask, self.alpha, self.lam, dz=dz, db=self.grads["b"])
         return self._backward_affine(x, dz)
-
-
-class SELU(Layer):
-    """selu(x) = lam*x for x > 0, lam*alpha*(exp(x) - 1) otherwise; backward from the output."""
-
-    def __init__(self, backend: Backend, alpha: float = ALPHA_01, lam: float = LAMBDA_01):
-        super().__init__(backend)
-        self.alpha, self.lam = float(alpha), float(lam)
-
-    def config(self) -> dict[str, Any]:
-        return {"type": "SELU", "alpha": self.alpha, "lam": self.lam}
-
-    def forward(self, x, train: bool = True):
-        y = self.backend.selu_forward(x, self.alpha, self.lam, out=self._buffer("y", x.shape))
-        self._cache = y if train else None
-        return y
-
-    def backward(self, dy):
-        y = self._pop_cache()
-        return self.backend.selu_backward(dy, y, self.alpha, self.lam, out=self._buffer("dx", dy.shape))
-
-
-class MaskedDropoutState:
-    """The random part of a dropout layer: rate, seed, step counter and the affine map of kept units.
-
-    Each training forward takes the next step's mask; the backward regenerates it from the same
-    (seed, step), so no mask is stored. Alpha dropout maps kept units to a*x + b and dropped ones
-    to a*alpha' + b; standard dropout to x/q and 0.
-    """
-
-    def __init__(self, kind: str, rate: float, seed: int, scale: float, shift: float, dropped: float,
-                 extra_config: dict[str, float]):
-        self.kind, self.rate, self.seed = kind, check_dropout_rate(rate), int(seed)
-        self.scale, self.shift, self.dropped = scale, shift, dropped
-        self.extra_config = extra_config
-        self.step = 0
-
-    @classmethod
-    def alpha(cls, rate: float, mu: float, nu: float, alpha: float, lam: float, seed: int) -> "MaskedDropoutState":
-        p = alpha_dropout_params(rate, mu=mu, nu=nu, alpha=alpha, lam=lam)
-        return cls("alpha", rate, seed, p.a, p.b, p.dropped_value, {"mu": float(mu), "nu": float(nu)})
-
-    @classmethod
-    def standard(cls, rate: float, seed: int) -> "MaskedDropoutState":
-        rate = check_dropout_rate(rate)
-        return cls("standard", rate, seed, 1.0 / (1.0 - rate), 0.0, 0.0, {})
-
-    @property
-    def active(self) -> bool:
-        return self.rate > 0.0
-
-    def next_mask(self) -> DropoutMask:
-        k0, k1 = dropout_key(self.seed, self.step)
-        self.step += 1
-        return DropoutMask(k0, k1, keep_threshold(self.rate), self.scale, self.shift, self.dropped)
-
-    def config(self) -> dict[str, Any]:
-        return {"dropout": self.rate, **self.extra_config}
-
-    def state_dict(self) -> dict[str, int]:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        if set(state) != {"step"} or int(state["step"]) < 0:
-            raise ValueError(f"dropout state must be {{'step': non-negative int}}, got {state!r}")
-        self.step = int(state["step"])
 
 
 class _DropoutLayer(Layer):
@@ -235,12 +292,7 @@ class _DropoutLayer(Layer):
     def __init__(self, backend: Backend, state: MaskedDropoutState):
         super().__init__(backend)
         self.dropout = state
-
-    def state_dict(self) -> dict[str, int]:
-        return self.dropout.state_dict()
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.dropout.load_state_dict(state)
+        self.buffers["step"] = state.step
 
     def forward(self, x, train: bool = True):
         if not (train and self.dropout.active):
@@ -248,103 +300,117 @@ class _DropoutLayer(Layer):
             return x
         mask = self.dropout.next_mask()
         self._cache = mask
-        return self.backend.alpha_dropout_forward(x, mask, out=self._buffer("y", x.shape))
+        return self.backend.alpha_dropout_forward(x, mask, out=self._workspace("y", x.shape))
 
     def backward(self, dy):
         mask = self._pop_cache()
         if mask == "identity":
             return dy
-        return self.backend.alpha_dropout_backward(dy, mask, out=self._buffer("dx", dy.shape))
+        return self.backend.alpha_dropout_backward(dy, mask, out=self._workspace("dx", dy.shape))
+
+    def _config(self, **extra) -> dict[str, Any]:
+        config = {"type": type(self).__name__, "rate": self.dropout.rate, **extra, "seed": self.dropout.seed}
+        if self.dropout.feature_wise:
+            config["feature_wise"] = True
+        return config
 
 
 class AlphaDropout(_DropoutLayer):
-    """Alpha dropout (paper Sec. 6): keeps mean mu and variance nu of SELU(alpha, lam) activations."""
+    """Alpha dropout (paper Sec. 6): keeps mean mu and variance nu of SELU(alpha, lam) activations.
+
+    feature_wise=True draws one mask per feature, shared across the batch (Keras' noise_shape
+    (1, D)); the default draws one decision per element.
+    """
 
     def __init__(self, rate: float, backend: Backend, mu: float = 0.0, nu: float = 1.0, alpha: float = ALPHA_01,
-                 lam: float = LAMBDA_01, seed: int = 0):
-        super().__init__(backend, MaskedDropoutState.alpha(rate, mu, nu, alpha, lam, seed))
+                 lam: float = LAMBDA_01, seed: int = 0, feature_wise: bool = False):
+        super().__init__(backend, MaskedDropoutState.alpha(rate, mu, nu, alpha, lam, seed, feature_wise))
         self.alpha, self.lam = float(alpha), float(lam)
 
     def config(self) -> dict[str, Any]:
-        return {"type": "AlphaDropout", "rate": self.dropout.rate, "mu": self.dropout.extra_config["mu"],
-                "nu": self.dropout.extra_config["nu"], "alpha": self.alpha, "lam": self.lam, "seed": self.dropout.seed}
+        return self._config(mu=self.dropout.extra_config["mu"], nu=self.dropout.extra_config["nu"], alpha=self.alpha,
+                            lam=self.lam)
 
 
 class Dropout(_DropoutLayer):
     """Standard inverted dropout: kept units x/q, dropped units 0 (for ReLU, ELU, tanh baselines)."""
 
-    def __init__(self, rate: float, backend: Backend, seed: int = 0):
-        super().__init__(backend, MaskedDropoutState.standard(rate, seed))
+    def __init__(self, rate: float, backend: Backend, seed: int = 0, feature_wise: bool = False):
+        super().__init__(backend, MaskedDropoutState.standard(rate, seed, feature_wise))
 
     def config(self) -> dict[str, Any]:
-        return {"type": "Dropout", "rate": self.dropout.rate, "seed": self.dropout.seed}
+        return self._config()
 
 
-class _ElementwiseActivation(Layer):
-    """An activation whose derivative is a function of its output: backward = dy * slope(y)."""
+class _Activation(Layer):
+    """An activation computed by a forward op, whose backward op needs only the output y."""
+
+    forward_op = backward_op = ""
+
+    def _scalars(self) -> tuple:
+        """Extra scalar arguments of both ops (e.g. alpha, lam)."""
+        return ()
 
     def forward(self, x, train: bool = True):
-        y = self._buffer("y", x.shape)
-        self._apply(x, y)
+        op = getattr(self.backend, self.forward_op)
+        y = op(x, *self._scalars(), out=self._workspace("y", x.shape))
         self._cache = y if train else None
         return y
 
     def backward(self, dy):
         y = self._pop_cache()
-        dx = self._buffer("dx", dy.shape)
-        self._slope(y, dx)
-        dx *= dy
-        return dx
-
-    def _apply(self, x, y) -> None:
-        raise NotImplementedError
-
-    def _slope(self, y, out) -> None:
-        raise NotImplementedError
+        op = getattr(self.backend, self.backward_op)
+        return op(dy, y, *self._scalars(), out=self._workspace("dx", dy.shape))
 
 
-class ReLU(_ElementwiseActivation):
+class SELU(_Activation):
+    """selu(x) = lam*x for x > 0, lam*alpha*(exp(x) - 1) otherwise; backward from the output."""
+
+    forward_op, backward_op = "selu_forward", "selu_backward"
+
+    def __init__(self, backend: Backend, alpha: float = ALPHA_01, lam: float = LAMBDA_01):
+        super().__init__(backend)
+        self.alpha, self.lam = float(alpha), float(lam)
+
+    def _scalars(self) -> tuple:
+        return self.alpha, self.lam
+
+    def config(self) -> dict[str, Any]:
+        return {"type": "SELU", "alpha": self.alpha, "lam": self.lam}
+
+
+class ReLU(_Activation):
     """max(x, 0); slope 1 where y > 0, else 0 (0 at the kink)."""
 
-    def _apply(self, x, y) -> None:
-        self.backend.xp.maximum(x, 0, out=y)
-
-    def _slope(self, y, out) -> None:
-        self.backend.xp.greater(y, 0, out=out)
+    forward_op, backward_op = "relu_forward", "relu_backward"
 
 
-class ELU(_ElementwiseActivation):
+class ELU(_Activation):
     """x for x > 0, alpha*(exp(x) - 1) otherwise; slope y + alpha on the negative branch."""
+
+    forward_op, backward_op = "elu_forward", "elu_backward"
 
     def __init__(self, backend: Backend, alpha: float = 1.0):
         super().__init__(backend)
         self.alpha = float(alpha)
 
+    def _scalars(self) -> tuple:
+        return (self.alpha,)
+
     def config(self) -> dict[str, Any]:
         return {"type": "ELU", "alpha": self.alpha}
 
-    def _apply(self, x, y) -> None:
-        xp = self.backend.xp
-        xp.minimum(x, 0, out=y)
-        xp.expm1(y, out=y)
-        y *= self.alpha
-        y += xp.maximum(x, 0)
 
-    def _slope(self, y, out) -> None:
-        xp = self.backend.xp
-        xp.add(y, self.alpha, out=out)
-        xp.copyto(out, 1.0, where=y > 0)
-
-
-class Tanh(_ElementwiseActivation):
+class Tanh(_Activation):
     """tanh(x); slope 1 - y^2."""
 
-    def _apply(self, x, y) -> None:
-        self.backend.xp.tanh(x, out=y)
+    forward_op, backward_op = "tanh_forward", "tanh_backward"
 
-    def _slope(self, y, out) -> None:
-        self.backend.xp.multiply(y, y, out=out)
-        self.backend.xp.subtract(1.0, out, out=out)
+
+class Sigmoid(_Activation):
+    """1/(1 + exp(-x)), accurate in relative terms for x << 0; slope y(1 - y)."""
+
+    forward_op, backward_op = "sigmoid_forward", "sigmoid_backward"
 
 
 class Identity(Layer):
@@ -357,24 +423,3 @@ class Identity(Layer):
     def backward(self, dy):
         self._pop_cache()
         return dy
-
-
-LAYER_TYPES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Linear, LinearSELU, SELU, AlphaDropout, Dropout, ReLU, ELU, Tanh, Identity)
-}
-
-
-def layer_from_config(config: dict[str, Any], backend: Backend) -> Layer:
-    """Rebuild a layer from its config(); a wrong type or argument gives a ValueError naming it."""
-    config = dict(config)
-    kind = config.pop("type", None)
-    if kind not in LAYER_TYPES:
-        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(LAYER_TYPES)}")
-    try:
-        if kind in ("AlphaDropout", "Dropout"):
-            return LAYER_TYPES[kind](config.pop("rate"), backend, **config)
-        if kind in ("Linear", "LinearSELU"):
-            return LAYER_TYPES[kind](config.pop("d_in"), config.pop("d_out"), backend, **config)
-        return LAYER_TYPES[kind](backend, **config)
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"bad arguments for layer {kind}: {exc}") from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from .layers import (
 )
 
 ACTIVATIONS = ("selu", "relu", "elu", "tanh")
-PACK_ALIGNMENT = 16  # elements: 64 bytes in float32, a cache line
 SHAPES = ("rectangular", "conic")
 # The initializer each activation is paired with by default (the paper's SNN and MSRA baselines).
 DEFAULT_INIT = {"selu": "lecun_normal", "relu": "he_normal", "elu": "he_normal", "tanh": "glorot_normal"}
@@ -34,64 +33,58 @@ _SUMMARY_DEFAULTS = {"init_mode": None, "init": "lecun_normal", "alpha": ALPHA_0
                      "mu": 0.0, "nu": 1.0}
 
 
-class Parameter(NamedTuple):
-    """A named parameter and its gradient buffer (both backend arrays, same shape)."""
+class Sequential(Layer):
+    """Layers applied in order; a layer itself, so models nest. Children are named "0", "1", ...
 
-    name: str
-    value: Any
-    grad: Any
-
-
-class FlatParameters(NamedTuple):
-    """A model's parameters and gradients packed in two flat buffers (P,); slots[i] is the
-    (offset, shape) of the i-th parameter in both."""
-
-    values: Any
-    grads: Any
-    slots: list[tuple[int, tuple[int, ...]]]
-
-
-def packed_view(flat, offset: int, shape: tuple[int, ...], initial=None):
-    """The slice of `flat` starting at `offset`, shaped `shape`; filled with `initial` if given."""
-    size = int(np.prod(shape, dtype=np.int64))
-    view = flat[offset:offset + size].reshape(shape)
-    if initial is not None:
-        view[...] = initial
-    return view
-
-
-class Sequential:
-    """Layers applied in order. forward(x, train) and backward(dy) take and return backend arrays.
-
-    `monitor`, when set, is told about every layer's output (monitor.on_forward(index, layer, y, train))
-    and input gradient (monitor.on_backward(index, layer, dx)); it costs nothing when None.
+    forward(x, train) and backward(dy) take and return backend arrays. `monitor`, when set, is
+    told about every layer's output (monitor.on_forward(index, layer, y, train)) and input
+    gradient (monitor.on_backward(index, layer, dx)); it costs nothing when None.
     """
 
     def __init__(self, layers: list[Layer], backend: Backend, n_inputs: int):
+        super().__init__(backend)
         if not layers:
             raise ValueError("a Sequential model needs at least one layer")
         if any(layer.backend is not backend for layer in layers):
             raise ValueError("every layer of a Sequential model must use the model's backend object")
-        self.layers = list(layers)
-        self.backend = backend
+        self.children = {str(i): layer for i, layer in enumerate(layers)}
         self.n_inputs = int(n_inputs)
         self.monitor = None
         self.meta: dict[str, Any] = {}  # free-form notes saved with checkpoints (e.g. standardization)
-        for i, layer in enumerate(self.layers):
-            layer.needs_input_grad = i > 0
+        for layer in layers[1:]:
+            layer.needs_input_grad = True
+        self.needs_input_grad = False  # a model's input needs no gradient; a parent that nests it sets True
         dims = [self.n_inputs]
-        for layer in self.layers:
+        for layer in layers:
             dims.append(layer.output_dim(dims[-1]))
         self.dims = dims  # feature width after each layer, dims[0] the input
         self.n_outputs = dims[-1]
-        self._pack_parameters()
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self.children.values())
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether backward returns dx: decided by the first layer, which skips it when False."""
+        return self._needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        self._needs_input_grad = bool(value)
+        if self.children:
+            next(iter(self.children.values())).needs_input_grad = self._needs_input_grad
+
+    def output_dim(self, d_in: int) -> int:
+        if d_in != self.n_inputs:
+            raise ValueError(f"Sequential expects {self.n_inputs} input features, got {d_in}")
+        return self.n_outputs
 
     # ---- passes -----------------------------------------------------------------------
     def forward(self, x, train: bool = True):
-        """(N, n_inputs) backend array -> (N, n_outputs) logits (a layer-owned buffer)."""
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise ValueError(f"model expects input of shape (N, {self.n_inputs}), got {tuple(x.shape)}")
-        for i, layer in enumerate(self.layers):
+        """(N, n_inputs) backend array -> (N, n_outputs) logits (a layer-owned array)."""
+        self._check_input(x, self.n_inputs)
+        for i, layer in enumerate(self.children.values()):
             x = layer.forward(x, train)
             if self.monitor is not None:
                 self.monitor.on_forward(i, layer, x, train)
@@ -99,57 +92,12 @@ class Sequential:
 
     def backward(self, dy):
         """Backpropagate dy (N, n_outputs); fills every layer's grads."""
-        for i in range(len(self.layers) - 1, -1, -1):
-            dy = self.layers[i].backward(dy)
+        layers = self.layers
+        for i in range(len(layers) - 1, -1, -1):
+            dy = layers[i].backward(dy)
             if self.monitor is not None and dy is not None:
-                self.monitor.on_backward(i, self.layers[i], dy)
+                self.monitor.on_backward(i, layers[i], dy)
         return dy
-
-    def parameters(self) -> list[Parameter]:
-        """Every parameter as (name, value, grad); names are "<layer index>.<param>"."""
-        return [
-            Parameter(f"{i}.{key}", layer.params[key], layer.grads[key])
-            for i, layer in enumerate(self.layers)
-            for key in layer.params
-        ]
-
-    def _pack_parameters(self) -> None:
-        """Move every parameter into one flat buffer, and every gradient into another.
-
-        Each layer keeps a view of its slice with the parameter's shape, so nothing else changes;
-        an optimizer can then update the whole model in one pass over memory (flat_parameters)
-        instead of one short call per array. Slices start at multiples of PACK_ALIGNMENT elements;
-        the padding between them stays zero. Arrays shared between layers (a layer used twice, tied
-        weights) stay as they are: copying them apart would untie them.
-        """
-        arrays = [id(a) for layer in self.layers for a in (*layer.params.values(), *layer.grads.values())]
-        if len(set(arrays)) != len(arrays):
-            self._packed, self._packed_arrays = None, []
-            return
-        be = self.backend
-        slots, total = [], 0
-        for layer in self.layers:
-            for key, value in layer.params.items():
-                slots.append((layer, key, total, value.shape))
-                total += -(-value.size // PACK_ALIGNMENT) * PACK_ALIGNMENT
-        values, grads = be.zeros((total,)), be.zeros((total,))  # (P,), (P,)
-        for layer, key, offset, shape in slots:
-            layer.params[key] = packed_view(values, offset, shape, layer.params[key])
-            layer.grads[key] = packed_view(grads, offset, shape)
-        self._packed = FlatParameters(values, grads, [(offset, shape) for _, _, offset, shape in slots])
-        self._packed_arrays = [(p.value, p.grad) for p in self.parameters()]
-
-    def flat_parameters(self) -> FlatParameters | None:
-        """The flat buffers that every parameter and gradient is a view of (slots in the order of
-        parameters()), or None once a layer's arrays were replaced or layers added."""
-        current = self.parameters()
-        if self._packed is None or len(current) != len(self._packed_arrays) or any(
-                p.value is not value or p.grad is not grad for p, (value, grad) in zip(current, self._packed_arrays)):
-            return None
-        return self._packed
-
-    def n_parameters(self) -> int:
-        return int(sum(p.value.size for p in self.parameters()))
 
     # ---- inference ------------------------------------------------------------------------
     def logits(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
@@ -178,7 +126,7 @@ class Sequential:
 
     # ---- description ----------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"n_inputs": self.n_inputs, "layers": [layer.config() for layer in self.layers]}
+        return {"type": "Sequential", "n_inputs": self.n_inputs, "layers": [layer.config() for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], backend: Backend) -> "Sequential":
@@ -195,8 +143,7 @@ class Sequential:
             details = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in layer.config().items() if k not in ("type", "seed") and _SUMMARY_DEFAULTS.get(k, ...) != v)
             name = f"{type(layer).__name__}({details})" if details else type(layer).__name__
-            count = sum(int(p.size) for p in layer.params.values())
-            rows.append((str(i), name, f"(N, {self.dims[i + 1]})", f"{count:,}"))
+            rows.append((str(i), name, f"(N, {self.dims[i + 1]})", f"{layer.n_parameters():,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = ["  ".join(cell.ljust(w) if c == 1 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
                  for r in rows]
@@ -232,13 +179,15 @@ def mlp(
     lam: float | None = None,
     mu: float = 0.0,
     nu: float = 1.0,
+    feature_wise_dropout: bool = False,
 ) -> Sequential:
     """A multilayer perceptron: `depth` hidden layers of [Linear, activation, dropout] and a Linear output.
 
     SELU networks use alpha dropout and, with fused=True, one LinearSELU layer per hidden layer;
     other activations use standard dropout. alpha/lam set SELU's parameters (default: the (0, 1)
     constants) and (mu, nu) the fixed point alpha dropout preserves (minisnn.theory.selu_params
-    gives alpha, lam for any fixed point). Weights are drawn from `seed`: the same seed gives the same network on any backend.
+    gives alpha, lam for any fixed point). feature_wise_dropout draws one mask per feature, shared
+    across the batch, instead of one per element. Weights are drawn from `seed`: the same seed gives the same network on any backend.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -260,14 +209,15 @@ def mlp(
     for d_out, layer_seed in zip(layer_widths(width, depth, n_outputs, shape), seeds):
         if activation == "selu" and fused:
             layers.append(LinearSELU(d_in, d_out, backend, dropout=dropout, mu=mu, nu=nu, init=init, seed=layer_seed,
-                                     **selu_args))
+                                     feature_wise=feature_wise_dropout, **selu_args))
         else:
             layers.append(Linear(d_in, d_out, backend, init=init, seed=layer_seed))
             layers.append(make_activation())
             if dropout > 0:
-                layers.append(AlphaDropout(dropout, backend, mu=mu, nu=nu, seed=layer_seed, **selu_args)
+                layers.append(AlphaDropout(dropout, backend, mu=mu, nu=nu, seed=layer_seed,
+                                           feature_wise=feature_wise_dropout, **selu_args)
                               if activation == "selu"
-                              else Dropout(dropout, backend, seed=layer_seed))
+                              else Dropout(dropout, backend, seed=layer_seed, feature_wise=feature_wise_dropout))
         d_in = d_out
     layers.append(Linear(d_in, n_outputs, backend, init=init, seed=seeds[-1]))
     return Sequential(layers, backend, n_inputs)

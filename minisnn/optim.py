@@ -1,10 +1,13 @@
-"""SGD with momentum, Nesterov and weight decay, and learning-rate schedules.
+"""Optimizers (SGD with momentum and Nesterov, Adam, AdamW) and learning-rate schedules.
 
-The update (PyTorch's convention, applied by the backend's sgd_update op in place; for a model,
-whose parameters are packed in one flat buffer, in a single call over the whole model):
-    g = grad + weight_decay * param
-    v = momentum * v + g                      (only when momentum > 0)
-    param -= lr * (g + momentum * v  if nesterov else  v)
+Each update is one backend op per parameter array, in place and allocation-free once warm
+(the formulas are those of the ops, minisnn.backends.base):
+    SGD (PyTorch's convention):  g = grad + weight_decay*param;  v = momentum*v + g;
+                                 param -= lr*(g + momentum*v if nesterov else v)
+    Adam (L2 in the gradient):   g = grad + weight_decay*param;  m, v moving averages of g, g^2;
+                                 param -= lr*m_hat/(sqrt(v_hat) + eps)   (bias-corrected)
+    AdamW (decoupled decay):     param *= 1 - lr*weight_decay, then Adam's step with g = grad
+The optimizer's state (velocity, or m and v) is named "<slot>/<parameter name>" in checkpoints.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from .backends.base import Backend
-from .model import packed_view
 
 SCHEDULES = ("constant", "step", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 class Schedule:
@@ -50,36 +53,33 @@ class Schedule:
                 "total_steps": self.total_steps, "min_lr": self.min_lr}
 
 
-class SGD:
-    """Stochastic gradient descent over a model's parameters (or a list of Parameter tuples + backend)."""
+class Optimizer:
+    """Base class: parameters (a model's named_parameters(), or a list of Parameter tuples with
+    `backend=`), a learning-rate schedule, a step counter and per-parameter state arrays."""
 
-    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0, schedule: Schedule | None = None, backend: Backend | None = None):
-        flat = None
-        if hasattr(params, "parameters"):  # a model
+    kind = ""
+    slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
+
+    def __init__(self, params, lr: float, schedule: Schedule | None, backend: Backend | None):
+        if hasattr(params, "named_parameters"):  # a model or layer
             backend = backend or params.backend
-            flat = params.flat_parameters() if hasattr(params, "flat_parameters") else None
-            params = params.parameters()
+            params = params.named_parameters()
         if backend is None:
-            raise ValueError("SGD needs the backend of its parameters: pass a model, or backend=")
-        if not lr > 0 or not 0 <= momentum < 1 or weight_decay < 0:
-            raise ValueError(f"SGD needs lr > 0, 0 <= momentum < 1 and weight_decay >= 0; "
-                             f"got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
-        if nesterov and momentum == 0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+            raise ValueError(f"{type(self).__name__} needs the backend of its parameters: pass a model, or backend=")
+        if not lr > 0:
+            raise ValueError(f"{type(self).__name__} needs lr > 0, got lr={lr}")
         self.params = list(params)
+        names = [p.name for p in self.params]
+        if len(set(names)) != len(names):
+            raise ValueError("parameter names must be unique")
         self.backend = backend
-        self.lr, self.momentum, self.nesterov, self.weight_decay = float(lr), float(momentum), bool(nesterov), float(weight_decay)
+        self.lr = float(lr)
         self.schedule = schedule or Schedule()
         self.step_count = 0
-        self._flat = None  # (values, grads, velocity or None), each (P,), for a model with packed parameters
-        if flat is None:
-            self.velocity = {p.name: backend.zeros(p.value.shape) for p in self.params} if momentum > 0 else {}
-        else:
-            velocity = backend.zeros(flat.values.shape) if momentum > 0 else None
-            self._flat = (flat.values, flat.grads, velocity)
-            self.velocity = ({p.name: packed_view(velocity, offset, shape) for p, (offset, shape) in
-                              zip(self.params, flat.slots)} if momentum > 0 else {})
+        self.state: dict[str, dict[str, Any]] = {}  # slot -> parameter name -> array
+
+    def _allocate_state(self, slots: tuple[str, ...]) -> None:
+        self.state = {slot: {p.name: self.backend.zeros(p.value.shape) for p in self.params} for slot in slots}
 
     @property
     def current_lr(self) -> float:
@@ -88,36 +88,109 @@ class SGD:
     def step(self) -> None:
         """Apply one update to every parameter from its gradient buffer."""
         lr = self.current_lr
-        if self._flat is not None:  # the whole model in one pass
-            values, grads, velocity = self._flat
-            self.backend.sgd_update(values, grads, velocity, lr, self.momentum, self.weight_decay, self.nesterov)
-        else:
-            for p in self.params:
-                self.backend.sgd_update(p.value, p.grad, self.velocity.get(p.name), lr, self.momentum,
-                                        self.weight_decay, self.nesterov)
         self.step_count += 1
+        for p in self.params:
+            self._update(p, lr)
+
+    def _update(self, p, lr: float) -> None:
+        raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay, "schedule": self.schedule.config()}
+        raise NotImplementedError
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Velocity buffers as host arrays, by parameter name."""
-        return {name: self.backend.to_numpy(v) for name, v in self.velocity.items()}
+        """Host copies of the state arrays, named "<slot>/<parameter name>"."""
+        return {f"{slot}/{name}": self.backend.to_numpy(a) for slot, arrays in self.state.items()
+                for name, a in arrays.items()}
 
-    def load_state(self, step_count: int, velocity: dict[str, np.ndarray]) -> None:
-        """Restore the step counter and the velocity buffers (shapes checked)."""
-        if set(velocity) != set(self.velocity):
-            raise ValueError(f"optimizer state names {sorted(velocity)} do not match the parameters' "
-                             f"{sorted(self.velocity)}")
-        for name, value in velocity.items():
-            if value.shape != self.velocity[name].shape:
-                raise ValueError(f"velocity {name!r} has shape {value.shape}, expected {self.velocity[name].shape}")
-            self.velocity[name][...] = self.backend.asarray(value)
+    def load_state(self, step_count: int, arrays: dict[str, np.ndarray]) -> None:
+        """Restore the step counter and the state arrays (names and shapes checked)."""
+        expected = {f"{slot}/{name}": a for slot, named in self.state.items() for name, a in named.items()}
+        if set(arrays) != set(expected):
+            raise ValueError(f"optimizer state names {sorted(arrays)} do not match the expected {sorted(expected)}")
+        for name, value in arrays.items():
+            if tuple(value.shape) != tuple(expected[name].shape):
+                raise ValueError(f"optimizer state {name!r} has shape {tuple(value.shape)}, "
+                                 f"expected {tuple(expected[name].shape)}")
+        for name, value in arrays.items():
+            expected[name][...] = self.backend.asarray(value)
+        if int(step_count) < 0:
+            raise ValueError(f"optimizer step must be non-negative, got {step_count}")
         self.step_count = int(step_count)
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any], model) -> "SGD":
-        config = dict(config)
-        schedule = Schedule(**config.pop("schedule", {}))
-        return cls(model, schedule=schedule, **config)
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
+
+    kind = "sgd"
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, schedule: Schedule | None = None, backend: Backend | None = None):
+        super().__init__(params, lr, schedule, backend)
+        if not 0 <= momentum < 1 or weight_decay < 0:
+            raise ValueError(f"SGD needs 0 <= momentum < 1 and weight_decay >= 0; "
+                             f"got momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and momentum == 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+        self._allocate_state(("velocity",) if momentum > 0 else ())
+
+    @property
+    def velocity(self) -> dict[str, Any]:
+        return self.state.get("velocity", {})
+
+    def _update(self, p, lr: float) -> None:
+        self.backend.sgd_update(p.value, p.grad, self.velocity.get(p.name), lr, self.momentum, self.weight_decay,
+                                self.nesterov)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay, "schedule": self.schedule.config()}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction; weight decay as an L2 term in the gradient."""
+
+    kind = "adam"
+    decoupled = False
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, schedule: Schedule | None = None, backend: Backend | None = None):
+        super().__init__(params, lr, schedule, backend)
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1 and eps > 0 and weight_decay >= 0):
+            raise ValueError(f"{type(self).__name__} needs 0 <= beta1, beta2 < 1, eps > 0 and weight_decay >= 0; "
+                             f"got beta1={beta1}, beta2={beta2}, eps={eps}, weight_decay={weight_decay}")
+        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+        self._allocate_state(("m", "v"))
+
+    def _update(self, p, lr: float) -> None:
+        self.backend.adam_update(p.value, p.grad, self.state["m"][p.name], self.state["v"][p.name], lr, self.beta1,
+                                 self.beta2, self.eps, self.weight_decay, self.step_count, self.decoupled)
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": self.kind, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "weight_decay": self.weight_decay, "schedule": self.schedule.config()}
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): param *= 1 - lr*weight_decay each step."""
+
+    kind = "adamw"
+    decoupled = True
+
+    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01, schedule: Schedule | None = None, backend: Backend | None = None):
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, schedule, backend)
+
+
+_OPTIMIZER_TYPES = {cls.kind: cls for cls in (SGD, Adam, AdamW)}
+
+
+def optimizer_from_config(config: dict[str, Any], model) -> Optimizer:
+    """The optimizer described by config() over the model's parameters (a ValueError names a bad kind)."""
+    config = dict(config)
+    kind = config.pop("kind", "sgd")
+    if kind not in _OPTIMIZER_TYPES:
+        raise ValueError(f"unknown optimizer {kind!r}; known: {', '.join(OPTIMIZERS)}")
+    schedule = Schedule(**config.pop("schedule", {}))
+    return _OPTIMIZER_TYPES[kind](model, schedule=schedule, **config)

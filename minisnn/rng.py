@@ -79,7 +79,9 @@ class DropoutMask:
     """Everything a backend needs to apply one step's dropout: the key, the threshold, the affine map.
 
     Kept elements become scale * x + shift, dropped ones `dropped`. Alpha dropout uses
-    (a, b, a*alpha' + b); standard inverted dropout uses (1/q, 0, 0).
+    (a, b, a*alpha' + b); standard inverted dropout uses (1/q, 0, 0). With per_feature, element
+    (n, j) of an (N, D) array takes the decision of index j alone: one mask per feature, shared
+    by every row.
     """
 
     k0: int
@@ -88,7 +90,11 @@ class DropoutMask:
     scale: float
     shift: float
     dropped: float
+    per_feature: bool = False
 
     def keep(self, shape: tuple[int, ...]) -> np.ndarray:
         """The boolean keep mask for an array of `shape` (host NumPy; the reference definition)."""
+        if self.per_feature:
+            features = random_bits(shape[-1:], self.k0, self.k1) < np.uint32(self.threshold)  # (D,)
+            return np.broadcast_to(features, shape)
         return random_bits(shape, self.k0, self.k1) < np.uint32(self.threshold)

@@ -97,7 +97,7 @@ def run_selfnorm(
     if depth < 1 or width < 1 or n_probe < 2 or epochs < 0:
         raise ValueError(f"need depth >= 1, width >= 1, n_probe >= 2 and epochs >= 0; got depth={depth}, "
                          f"width={width}, n_probe={n_probe}, epochs={epochs}")
-    backend = backend or get_backend("numpy", seed=seed)
+    backend = backend or get_backend("numpy")
     data = standardize(data if data is not None else make_synthetic(n_train=4096, n_test=0, n_features=64, seed=seed))
     probe_host = data.x_train[:n_probe]  # (n_probe, D)
     probe = backend.asarray(probe_host, dtype=backend.dtype)

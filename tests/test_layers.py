@@ -6,10 +6,10 @@ import pytest
 from minisnn import get_backend
 from minisnn.constants import ALPHA_01, LAMBDA_01
 from minisnn.gradcheck import check_layer, check_model, dodge_kinks, max_relative_error
-from minisnn.layers import (ELU, SELU, AlphaDropout, Dropout, Identity, Linear, LinearSELU, ReLU, Tanh,
-                            layer_from_config)
+from minisnn.layers import (ELU, LAYER_TYPES, SELU, AlphaDropout, Dropout, Identity, Layer, Linear, LinearSELU,
+                            ReLU, Sigmoid, Tanh, layer_from_config)
 from minisnn.losses import SoftmaxCrossEntropy
-from minisnn.model import mlp
+from minisnn.model import Sequential, mlp
 
 TOLERANCE = 1e-6
 
@@ -21,6 +21,15 @@ def be64():
 
 def _inputs(shape=(6, 9), seed=0):
     return dodge_kinks(np.random.default_rng(seed).standard_normal(shape) * 1.5)
+
+
+def _nested_sequential(be):
+    """A Sequential as a parent model sees it: its first layer then computes dx too."""
+    inner = Sequential([Linear(9, 7, be, seed=2), ReLU(be), LinearSELU(7, 5, be, seed=3)], be, 9)
+    assert inner.layers[0].needs_input_grad is False
+    inner.needs_input_grad = True
+    assert inner.layers[0].needs_input_grad is True
+    return inner
 
 
 LAYER_FACTORIES = {
@@ -35,7 +44,11 @@ LAYER_FACTORIES = {
     "ReLU": lambda be: ReLU(be),
     "ELU": lambda be: ELU(be, alpha=1.3),
     "Tanh": lambda be: Tanh(be),
+    "Sigmoid": lambda be: Sigmoid(be),
     "Identity": lambda be: Identity(be),
+    "AlphaDropout feature-wise": lambda be: AlphaDropout(0.3, be, seed=3, feature_wise=True),
+    "LinearSELU+feature-wise dropout": lambda be: LinearSELU(9, 5, be, dropout=0.3, seed=1, feature_wise=True),
+    "Sequential nested in a model": lambda be: _nested_sequential(be),
 }
 
 
@@ -45,7 +58,7 @@ def test_layer_gradients(be64, name):
     checks = check_layer(layer, _inputs(), rng=np.random.default_rng(5))
     assert checks and max_relative_error(checks) < TOLERANCE, [c for c in checks if c.relative_error >= TOLERANCE]
     names = {c.array for c in checks}
-    assert names == {"x", *layer.params}
+    assert names == {"x", *(p.name for p in layer.named_parameters())}
 
 
 def test_gradcheck_detects_a_wrong_backward(be64):
@@ -80,8 +93,8 @@ def test_fused_and_unfused_networks_compute_the_same_function(be64):
     dy = be64.asarray(np.random.default_rng(0).standard_normal((20, 4)))
     fused.forward(x), plain.forward(x)
     fused.backward(dy), plain.backward(dy)
-    fused_grads = [p.grad for p in fused.parameters()]
-    plain_grads = [p.grad for p in plain.parameters()]
+    fused_grads = [p.grad for p in fused.named_parameters()]
+    plain_grads = [p.grad for p in plain.named_parameters()]
     for g1, g2 in zip(fused_grads, plain_grads):
         np.testing.assert_allclose(g1, g2, rtol=1e-10, atol=1e-12)
 
@@ -93,7 +106,7 @@ def test_dropout_layers_are_identity_at_eval_and_fresh_each_step(be64):
         first = layer.forward(x, train=True).copy()
         second = layer.forward(x, train=True).copy()
         assert not np.array_equal(first, second)
-        layer.load_state_dict({"step": 0})
+        layer.buffers["step"][...] = 0
         np.testing.assert_array_equal(layer.forward(x, train=True), first)  # replayable from (seed, step)
     np.testing.assert_array_equal(AlphaDropout(0.0, be64).forward(x, train=True), x)
 
@@ -161,3 +174,68 @@ def test_selu_parameters_are_configurable(be64):
     y = layer.forward(be64.asarray(np.array([[1.0, -1.0]])), train=False)
     np.testing.assert_allclose(y, [[1.5, 1.5 * 2.0 * np.expm1(-1.0)]])
     assert SELU(be64).alpha == ALPHA_01 and SELU(be64).lam == LAMBDA_01
+
+
+def test_the_layer_tree_names_parameters_and_buffers_and_rebuilds_from_config(be64):
+    inner = Sequential([LinearSELU(4, 6, be64, dropout=0.1, seed=1), AlphaDropout(0.2, be64, seed=2)], be64, 4)
+    model = Sequential([inner, Linear(6, 3, be64, seed=3)], be64, 4)
+    assert [p.name for p in model.named_parameters()] == ["0.0.W", "0.0.b", "1.W", "1.b"]
+    assert [name for name, _ in model.named_buffers()] == ["0.0.step", "0.1.step"]
+    model.forward(be64.asarray(_inputs((5, 4))))
+    rebuilt = layer_from_config(model.config(), be64)
+    assert type(rebuilt) is Sequential and rebuilt.config() == model.config()
+    rebuilt.load_state_arrays(model.state_arrays())
+    assert [int(b) for _, b in rebuilt.named_buffers()] == [1, 1]
+    x = be64.asarray(_inputs((5, 4), seed=1))
+    np.testing.assert_array_equal(rebuilt.forward(x), model.forward(x))  # same weights and the same next masks
+
+
+def test_every_layer_class_registers_itself_by_name():
+    assert {"Linear", "LinearSELU", "SELU", "AlphaDropout", "Dropout", "ReLU", "ELU", "Tanh", "Sigmoid", "Identity",
+            "Sequential"} <= set(LAYER_TYPES)
+    assert all(issubclass(cls, Layer) and not name.startswith("_") for name, cls in LAYER_TYPES.items())
+
+
+def test_load_state_arrays_checks_everything_before_writing(be64):
+    model = mlp(4, 2, depth=1, width=3, dropout=0.1, backend=be64)
+    arrays = model.state_arrays()
+    before = model.state_arrays()
+    for broken, message in [({**arrays, "param/9.W": np.zeros(1)}, r"unexpected \['param/9.W'\]"),
+                            ({k: v for k, v in arrays.items() if k != "param/0.b"}, r"missing \['param/0.b'\]"),
+                            ({**arrays, "param/1.W": np.zeros((2, 2))}, r"param/1.W has shape \(2, 2\)"),
+                            ({**arrays, "param/0.b": np.full(3, np.nan)}, "NaN"),
+                            ({**arrays, "buffer/0.step": np.array(-2)}, "counter")]:
+        broken["param/0.W"] = np.ones((4, 3))  # would change the model if anything were written early
+        with pytest.raises(ValueError, match=message):
+            model.load_state_arrays(broken)
+        for name, value in model.state_arrays().items():
+            np.testing.assert_array_equal(value, before[name])
+
+
+def test_references_taken_before_building_a_model_stay_the_models_arrays(be64):
+    first = Linear(4, 3, be64, seed=1)
+    weight, grad = first.params["W"], first.grads["W"]
+    model = Sequential([first, Linear(3, 2, be64, seed=2)], be64, 4)
+    assert model.named_parameters()[0].value is weight and model.named_parameters()[0].grad is grad
+    from minisnn.optim import SGD
+
+    model.forward(be64.asarray(_inputs((5, 4))))
+    model.backward(be64.asarray(np.ones((5, 2))))
+    before = weight.copy()
+    SGD(model, lr=0.1).step()
+    np.testing.assert_allclose(weight, before - 0.1 * grad)
+
+
+def test_feature_wise_alpha_dropout_drops_whole_features_and_keeps_the_moments(be64):
+    x = be64.asarray(np.random.default_rng(4).standard_normal((400, 3000)))
+    layer = AlphaDropout(0.2, be64, seed=5, feature_wise=True)
+    y = layer.forward(SELU(be64).forward(x))
+    dropped = np.isclose(y, -ALPHA_01 * LAMBDA_01 * 1.0 * layer.dropout.scale + layer.dropout.shift)
+    assert np.all(dropped.all(axis=0) | ~dropped.any(axis=0))  # a feature is dropped in every row or none
+    assert abs(dropped.all(axis=0).mean() - 0.2) < 0.03  # 3000 features, rate 0.2: 4 sigma is 0.029
+    # Over the features, the mean and variance are kept at the fixed point (0, 1).
+    assert abs(float(y.mean())) < 0.02 and abs(float(y.var()) - 1) < 0.03
+    fused = LinearSELU(9, 2000, be64, dropout=0.2, seed=6, feature_wise=True)
+    out = fused.forward(be64.asarray(_inputs((50, 9))))
+    column_dropped = np.all(out == out[0], axis=0)
+    assert abs(column_dropped.mean() - 0.2) < 0.04

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from .base import HOT_OPS, Backend, BackendUnavailable
+from .base import OPS, Backend, BackendUnavailable
 
 # name -> (module, class); "auto" tries them in this order, best first.
 _REGISTRY = {
@@ -20,7 +20,7 @@ _REGISTRY = {
 BACKEND_NAMES = tuple(_REGISTRY)
 ENV_VAR = "MINISNN_BACKEND"
 
-__all__ = ["Backend", "BackendUnavailable", "HOT_OPS", "BACKEND_NAMES", "get_backend", "available_backends"]
+__all__ = ["Backend", "BackendUnavailable", "OPS", "BACKEND_NAMES", "get_backend", "available_backends"]
 
 
 def _backend_class(name: str) -> type[Backend]:
@@ -34,7 +34,7 @@ def _backend_class(name: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def get_backend(name: str | None = None, dtype: str = "float32", seed: int = 0) -> Backend:
+def get_backend(name: str | None = None, dtype: str = "float32") -> Backend:
     """A new backend object. `name` defaults to $MINISNN_BACKEND, else "auto".
 
     "auto" picks the first of cupy (only with a working GPU), numba, numpy that can run here.
@@ -43,13 +43,13 @@ def get_backend(name: str | None = None, dtype: str = "float32", seed: int = 0) 
     if name == "auto":
         for candidate in BACKEND_NAMES:
             try:
-                return _backend_class(candidate)(dtype=dtype, seed=seed)
+                return _backend_class(candidate)(dtype=dtype)
             except BackendUnavailable:
                 continue
         raise AssertionError("the numpy backend is always available")  # unreachable
     if name not in _REGISTRY:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKEND_NAMES)} or 'auto'")
-    return _backend_class(name)(dtype=dtype, seed=seed)
+    return _backend_class(name)(dtype=dtype)
 
 
 def available_backends() -> dict[str, str]:

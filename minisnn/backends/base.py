@@ -1,10 +1,22 @@
-"""The Backend interface: array module, dtype policy, host RNG and the hot ops.
+"""The Backend: array module, dtype policy, and the op table every layer, loss and optimizer uses.
 
 A backend is an object passed to layers and models (`mlp(..., backend=be)`), never a global
-switch. Layers only call the methods below, so a new backend is one file that subclasses
-Backend. Every op is stateless, takes and returns the backend's own arrays, and writes into
-`out=` (or `dz=`, `db=`) when given; elementwise ops allow `out` to be their first input.
-Scalars alpha, lam are SELU's parameters; `mask` is a minisnn.rng.DropoutMask.
+switch. Every array operation a layer, loss, metric or optimizer performs is an op: a method of
+Backend listed in OPS, named `<op>_<pass>` (forward, backward, update) or `<op>` alone, with a
+docstring contract and a default body. The default body is the reference: plain, exact code
+written against `self.xp`, so a new op works on every backend at once (NumPy and CuPy); a
+backend overrides only the ops it has kernels for, under the same name (kernel files, Numba
+kernels and benchmark rows use that name too, so one grep finds them all).
+
+The contract common to every op, unless its docstring says otherwise:
+- float arrays share one float dtype (the backend's); labels are integer arrays;
+- inputs may be any layout (views, transposes); `out` (or `dz`, `db`) must have the result's
+  shape and dtype, and the op returns the array it wrote;
+- elementwise ops allow `out` to alias their first input; no op writes into an upstream
+  gradient `dy` unless it is also given as `out`;
+- scalars (alpha, lam, lr, ...) are Python floats; `mask` is a minisnn.rng.DropoutMask;
+- update ops (`*_update`) work in place on the parameter and its state, which must be
+  contiguous and writeable.
 
 Ops can have named variants: `register_variant(op, name, fn)` adds one, `use_variant(op, name)`
 makes it the one layers call, `variants(op)` lists them. The plain method is variant "default".
@@ -12,28 +24,44 @@ makes it the one layers call, `variants(op)` lists them. The plain method is var
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import math
 from typing import Any, Callable
 
 import numpy as np
 
 from ..rng import DropoutMask
 
-HOT_OPS = (
+OPS = (
     "matmul",
+    "bias_add_forward",
+    "column_sum",
     "selu_forward",
     "selu_backward",
     "bias_selu_forward",
     "bias_selu_backward",
-    "column_sum",
     "alpha_dropout_forward",
     "alpha_dropout_backward",
     "bias_selu_dropout_forward",
     "bias_selu_dropout_backward",
+    "relu_forward",
+    "relu_backward",
+    "elu_forward",
+    "elu_backward",
+    "tanh_forward",
+    "tanh_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
+    "sigmoid_cross_entropy_forward",
+    "sigmoid_cross_entropy_backward",
+    "squared_error_forward",
+    "squared_error_backward",
+    "count_correct",
     "sgd_update",
+    "adam_update",
 )
+UPDATE_CHUNK = 1 << 16  # elements per slice of the default update ops: temporaries stay cache-sized
 
 SUPPORTED_DTYPES = ("float32", "float64")
 CACHE_LINE = 64  # bytes
@@ -56,37 +84,42 @@ class BackendUnavailable(RuntimeError):
     """A backend cannot run here; the message says what to install or why."""
 
 
-class Backend(ABC):
-    """Base class of every backend. Subclasses set `name` and `xp` and implement the hot ops."""
+def _slices(array, chunk: int = UPDATE_CHUNK):
+    """Slices along the first axis covering about `chunk` elements each."""
+    row = max(1, array[:1].size)
+    step = max(1, chunk // row)
+    return [slice(start, start + step) for start in range(0, len(array), step)]
 
-    name: str = "base"
+
+class Backend:
+    """The reference backend: every op's default body on NumPy. Subclasses set `name` and `xp`
+    and override the ops they have faster kernels for."""
+
+    name: str = "reference"
     xp: Any = np
 
-    def __init__(self, dtype: str | np.dtype = "float32", seed: int = 0):
+    def __init__(self, dtype: str | np.dtype = "float32"):
         dtype = np.dtype(dtype)
         if dtype.name not in SUPPORTED_DTYPES:
             raise ValueError(f"backend dtype must be one of {SUPPORTED_DTYPES}, got {dtype.name}")
         self.dtype = dtype
-        self.seed = int(seed)
-        # Host generator for initialization and shuffling: identical across backends for a seed.
-        self.rng = np.random.default_rng(self.seed)
-        self._variants: dict[str, dict[str, Callable]] = {op: {"default": getattr(self, op)} for op in HOT_OPS}
-        self._selected: dict[str, str] = {op: "default" for op in HOT_OPS}
+        self._variants: dict[str, dict[str, Callable]] = {op: {"default": getattr(self, op)} for op in OPS}
+        self._selected: dict[str, str] = {op: "default" for op in OPS}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(dtype={self.dtype.name}, seed={self.seed})"
+        return f"{type(self).__name__}(dtype={self.dtype.name})"
 
     # ---- variants -------------------------------------------------------------------------
     def register_variant(self, op: str, name: str, fn: Callable) -> None:
-        """Add `fn` as variant `name` of hot op `op` (same signature as the op)."""
-        if op not in HOT_OPS:
-            raise KeyError(f"unknown op {op!r}; hot ops are {', '.join(HOT_OPS)}")
+        """Add `fn` as variant `name` of op `op` (same signature as the op)."""
+        if op not in OPS:
+            raise KeyError(f"unknown op {op!r}; ops are {', '.join(OPS)}")
         self._variants[op][name] = fn
 
     def variants(self, op: str) -> dict[str, Callable]:
         """The variants of `op` by name."""
         if op not in self._variants:
-            raise KeyError(f"unknown op {op!r}; hot ops are {', '.join(HOT_OPS)}")
+            raise KeyError(f"unknown op {op!r}; ops are {', '.join(OPS)}")
         return dict(self._variants[op])
 
     def selected_variant(self, op: str) -> str:
@@ -129,55 +162,260 @@ class Backend(ABC):
         """Name, dtype and library versions, for `minisnn info` and benchmark JSON."""
         return {"backend": self.name, "dtype": self.dtype.name, "numpy": np.__version__}
 
-    # ---- hot ops --------------------------------------------------------------------------
-    @abstractmethod
+    # ---- helpers of the default bodies ------------------------------------------------------
+    def _out(self, like, out):
+        """`out`, or a new array shaped and typed like `like`."""
+        return self.xp.empty_like(like) if out is None else out
+
+    def _keep(self, mask: DropoutMask, shape: tuple[int, ...]):
+        """The mask's boolean keep array for `shape`, on this backend's device."""
+        return self.xp.asarray(mask.keep(tuple(shape)))
+
+    def _check_labels(self, labels, n_rows: int, n_classes: int) -> None:
+        """ValueError naming the first row whose label is not an integer in [0, n_classes)."""
+        if labels.ndim != 1 or labels.shape[0] != n_rows or labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be integers of shape ({n_rows},), got {labels.dtype} {tuple(labels.shape)}")
+        bad = (labels < 0) | (labels >= n_classes)
+        if bool(bad.any()):
+            row = int(self.xp.argmax(bad))
+            raise ValueError(f"label {int(labels[row])} in row {row} is outside [0, {n_classes})")
+
+    # ---- linear algebra ---------------------------------------------------------------------
     def matmul(self, a, b, out=None):
-        """(N, K) @ (K, M) -> (N, M); a or b may be transposed views."""
+        """(N, K) @ (K, M) -> (N, M); a or b may be transposed views; `out` must not alias a or b."""
+        return self.xp.matmul(a, b, out=out)
 
-    @abstractmethod
-    def selu_forward(self, x, alpha, lam, out=None):
-        """y = selu(x)."""
+    def bias_add_forward(self, z, b, out=None):
+        """z (N, D) + b (D,) -> (N, D); `out` may alias z. Its backward is column_sum."""
+        return self.xp.add(z, b, out=out)
 
-    @abstractmethod
-    def selu_backward(self, dy, y, alpha, lam, out=None):
-        """dx from the upstream gradient dy and the output y."""
-
-    @abstractmethod
-    def bias_selu_forward(self, z, b, alpha, lam, out=None):
-        """y = selu(z + b), z (N, D), b (D,)."""
-
-    @abstractmethod
-    def bias_selu_backward(self, dy, y, alpha, lam, dz=None, db=None):
-        """(dz (N, D), db (D,)) for y = selu(z + b)."""
-
-    @abstractmethod
     def column_sum(self, x, out=None):
-        """(N, D) -> (D,)."""
+        """(N, D) -> (D,): the bias gradient."""
+        return self.xp.sum(x, axis=0, out=out)
 
-    @abstractmethod
+    # ---- SELU ---------------------------------------------------------------------------------
+    def selu_forward(self, x, alpha, lam, out=None):
+        """y = lam*x for x > 0, lam*alpha*expm1(x) otherwise; same shape; `out` may alias x.
+
+        Computed as lam*max(x, 0) + lam*alpha*expm1(min(x, 0)): exp never sees x > 0.
+        """
+        xp = self.xp
+        negative = xp.minimum(x, 0)
+        xp.expm1(negative, out=negative)
+        negative *= lam * alpha
+        out = xp.maximum(x, 0, out=self._out(x, out))
+        out *= lam
+        out += negative
+        return out
+
+    def selu_backward(self, dy, y, alpha, lam, out=None):
+        """dx from the output y: dy*lam where y > 0, dy*(y + lam*alpha) elsewhere (lam*alpha*exp(x)
+        = y + lam*alpha); `out` may alias dy.
+
+        For very negative x, y + lam*alpha rounds to 0 while lam*alpha*exp(x) is a tiny positive
+        number: a difference below 1e-30 of lam*alpha, harmless for training.
+        """
+        xp = self.xp
+        slope = xp.add(y, lam * alpha)
+        xp.copyto(slope, lam, where=y > 0)
+        return xp.multiply(dy, slope, out=out)
+
+    def bias_selu_forward(self, z, b, alpha, lam, out=None):
+        """y = selu(z + b), z (N, D), b (D,); `out` may alias z."""
+        out = self.xp.add(z, b, out=out)
+        return self.selu_forward(out, alpha, lam, out=out)
+
+    def bias_selu_backward(self, dy, y, alpha, lam, dz=None, db=None):
+        """(dz (N, D), db (D,)) for y = selu(z + b), from the output y; `dz` may alias dy."""
+        dz = self.selu_backward(dy, y, alpha, lam, out=dz)
+        return dz, self.column_sum(dz, out=db)
+
+    # ---- dropout (alpha dropout; standard dropout is the same op with shift = dropped = 0) -----
     def alpha_dropout_forward(self, x, mask: DropoutMask, out=None):
-        """Kept: mask.scale*x + mask.shift; dropped: mask.dropped."""
+        """Kept elements mask.scale*x + mask.shift, dropped ones mask.dropped; `out` may alias x."""
+        out = self.xp.multiply(x, mask.scale, out=out)
+        out += mask.shift
+        self.xp.copyto(out, mask.dropped, where=~self._keep(mask, x.shape))
+        return out
 
-    @abstractmethod
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
-        """Kept: mask.scale*dy; dropped: 0."""
+        """dx = mask.scale*dy where kept, 0 where dropped; `out` may alias dy."""
+        out = self.xp.multiply(dy, mask.scale, out=out)
+        out *= self._keep(mask, dy.shape)
+        return out
 
-    @abstractmethod
     def bias_selu_dropout_forward(self, z, b, mask: DropoutMask, alpha, lam, out=None):
-        """y = dropout(selu(z + b))."""
+        """y = alpha_dropout(selu(z + b)); `out` may alias z."""
+        out = self.bias_selu_forward(z, b, alpha, lam, out=out)
+        return self.alpha_dropout_forward(out, mask, out=out)
 
-    @abstractmethod
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
-        """(dz, db) for y = dropout(selu(z + b)), from y alone (see reference)."""
+        """(dz, db) for y = dropout(selu(z + b)), from the output y alone; `dz` may alias dy.
 
-    @abstractmethod
+        On kept elements the SELU output is s = (y - shift)/scale; dropped elements pass no
+        gradient. Where |s| is below the rounding error of shift (about 1e-7 in float32) the
+        branch taken for s may flip; such s lie at the kink, where either slope is a subgradient.
+        """
+        keep = self._keep(mask, y.shape)
+        selu_out = (y - mask.shift) / mask.scale  # valid where kept
+        dz = self.selu_backward(dy, selu_out, alpha, lam, out=dz)
+        dz *= mask.scale
+        dz *= keep
+        return dz, self.column_sum(dz, out=db)
+
+    # ---- other activations (backward from the output y) ----------------------------------------
+    def relu_forward(self, x, out=None):
+        """y = max(x, 0); `out` may alias x."""
+        return self.xp.maximum(x, 0, out=out)
+
+    def relu_backward(self, dy, y, out=None):
+        """dx = dy where y > 0, else 0 (0 at the kink); `out` may alias dy."""
+        return self.xp.multiply(dy, y > 0, out=out)
+
+    def elu_forward(self, x, alpha, out=None):
+        """y = x for x > 0, alpha*expm1(x) otherwise; `out` may alias x."""
+        xp = self.xp
+        negative = xp.minimum(x, 0)
+        xp.expm1(negative, out=negative)
+        negative *= alpha
+        out = xp.maximum(x, 0, out=self._out(x, out))
+        out += negative
+        return out
+
+    def elu_backward(self, dy, y, alpha, out=None):
+        """dx = dy where y > 0, dy*(y + alpha) elsewhere (alpha*exp(x) = y + alpha); `out` may alias dy."""
+        xp = self.xp
+        slope = xp.add(y, alpha)
+        xp.copyto(slope, 1.0, where=y > 0)
+        return xp.multiply(dy, slope, out=out)
+
+    def tanh_forward(self, x, out=None):
+        """y = tanh(x); `out` may alias x."""
+        return self.xp.tanh(x, out=out)
+
+    def tanh_backward(self, dy, y, out=None):
+        """dx = dy*(1 - y^2); `out` may alias dy."""
+        slope = self.xp.multiply(y, y)
+        self.xp.subtract(1.0, slope, out=slope)
+        return self.xp.multiply(dy, slope, out=out)
+
+    def sigmoid_forward(self, x, out=None):
+        """y = 1/(1 + exp(-x)), from e = exp(-|x|) (never overflows; relative accuracy for
+        x << 0, where y = e/(1 + e)); `out` may alias x."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))  # in (0, 1]
+        negative = x < 0
+        out = xp.divide(1.0, 1.0 + e, out=self._out(x, out))
+        xp.copyto(out, e * out, where=negative)  # e/(1 + e) where x < 0
+        return out
+
+    def sigmoid_backward(self, dy, y, out=None):
+        """dx = dy*y*(1 - y); `out` may alias dy."""
+        slope = self.xp.subtract(1.0, y)
+        slope *= y
+        return self.xp.multiply(dy, slope, out=out)
+
+    # ---- losses and metrics ---------------------------------------------------------------------
     def softmax_cross_entropy_forward(self, logits, labels, probs=None):
-        """(mean loss as a 0-d backend array, probs (N, C)); labels are integers (N,)."""
+        """(summed loss / N as a 0-d array, probs (N, C)) for logits (N, C) and integer labels (N,)
+        in [0, C) (a ValueError names the first row outside); `probs` may alias logits.
 
-    @abstractmethod
+        log-sum-exp with the row maximum subtracted: no overflow, exact small probabilities.
+        """
+        xp = self.xp
+        n, c = logits.shape
+        self._check_labels(labels, n, c)
+        rows = xp.arange(n)
+        row_max = logits.max(axis=1, keepdims=True)  # (N, 1)
+        probs = xp.subtract(logits, row_max, out=probs)
+        label_logit = probs[rows, labels]  # (N,) shifted logit of the true class
+        xp.exp(probs, out=probs)
+        total = probs.sum(axis=1, keepdims=True)  # (N, 1)
+        probs /= total
+        loss = xp.mean(xp.log(total[:, 0]) - label_logit)
+        return xp.asarray(loss, dtype=logits.dtype), probs
+
     def softmax_cross_entropy_backward(self, probs, labels, out=None):
-        """(probs - onehot(labels)) / N."""
+        """d(mean loss)/d logits = (probs - onehot(labels)) / N, (N, C); `out` may alias probs."""
+        xp = self.xp
+        n, c = probs.shape
+        self._check_labels(labels, n, c)
+        if out is None:
+            out = probs.copy()
+        elif out is not probs:
+            xp.copyto(out, probs)
+        out[xp.arange(n), labels] -= 1
+        out *= 1.0 / n
+        return out
 
-    @abstractmethod
+    def sigmoid_cross_entropy_forward(self, logits, targets, weights=None):
+        """sum(weights * (max(z, 0) - z*t + log1p(exp(-|z|)))) as a 0-d array; logits, targets
+        (and weights, None meaning ones) (N, T) float arrays; targets in [0, 1]."""
+        xp = self.xp
+        terms = xp.maximum(logits, 0) - logits * targets + xp.log1p(xp.exp(-xp.abs(logits)))  # (N, T)
+        if weights is not None:
+            terms *= weights
+        return xp.asarray(terms.sum(), dtype=logits.dtype)
+
+    def sigmoid_cross_entropy_backward(self, logits, targets, weights, scale, out=None):
+        """scale * weights * (sigmoid(z) - t), (N, T); weights None means ones; `out` may alias logits."""
+        out = self.sigmoid_forward(logits, out=out)
+        out -= targets
+        if weights is not None:
+            out *= weights
+        out *= scale
+        return out
+
+    def squared_error_forward(self, pred, target):
+        """sum((pred - target)^2) over all elements, as a 0-d array; pred, target (N, T)."""
+        diff = pred - target
+        return self.xp.asarray((diff * diff).sum(), dtype=pred.dtype)
+
+    def squared_error_backward(self, pred, target, scale, out=None):
+        """2*scale*(pred - target), (N, T); `out` may alias pred."""
+        out = self.xp.subtract(pred, target, out=out)
+        out *= 2.0 * scale
+        return out
+
+    def count_correct(self, logits, labels) -> int:
+        """The number of rows of logits (N, C) whose argmax (first maximum) equals the label (N,)."""
+        return int((self.xp.argmax(logits, axis=1) == labels).sum())
+
+    # ---- optimizer updates ------------------------------------------------------------------------
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-        """In place: param (and velocity, when momentum > 0) updated as in reference.sgd_update."""
+        """In place, PyTorch's convention: g = grad + weight_decay*param; with momentum
+        v = momentum*v + g and step = g + momentum*v (Nesterov) or v, else step = g;
+        param -= lr*step. velocity is ignored (may be None) when momentum is 0. Works in
+        slices of UPDATE_CHUNK elements, so its temporaries stay cache-sized."""
+        for rows in _slices(param):
+            p, g = param[rows], grad[rows]
+            if weight_decay:
+                g = g + weight_decay * p
+            if momentum == 0.0:
+                p -= lr * g
+                continue
+            v = velocity[rows]
+            v *= momentum
+            v += g
+            p -= lr * (g + momentum * v if nesterov else v)
+
+    def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled):
+        """In place, one Adam step number `step` (1-based) with bias correction:
+        decoupled (AdamW): param *= 1 - lr*weight_decay and g = grad; else (Adam, L2) g = grad +
+        weight_decay*param; m = beta1*m + (1 - beta1)*g; v = beta2*v + (1 - beta2)*g^2;
+        param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)."""
+        correction1 = 1.0 - beta1 ** step
+        root_correction2 = math.sqrt(1.0 - beta2 ** step)
+        for rows in _slices(param):
+            p, g, m_s, v_s = param[rows], grad[rows], m[rows], v[rows]
+            if decoupled:
+                p *= 1.0 - lr * weight_decay
+            elif weight_decay:
+                g = g + weight_decay * p
+            m_s *= beta1
+            m_s += (1.0 - beta1) * g
+            v_s *= beta2
+            v_s += (1.0 - beta2) * (g * g)
+            denominator = self.xp.sqrt(v_s) / root_correction2
+            denominator += eps
+            p -= (lr / correction1) * m_s / denominator

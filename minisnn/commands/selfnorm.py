@@ -45,7 +45,7 @@ def run(args) -> int:
     data = None if args.data == "synthetic" else load_dataset(args.data, root=args.data_root,
                                                                label_column=args.label_column)
     activations = tuple(a.strip() for a in args.activations.split(",") if a.strip())
-    backend = get_backend(args.backend, dtype=args.dtype, seed=args.seed)
+    backend = get_backend(args.backend, dtype=args.dtype)
     try:
         if args.plot is not None:
             figure_class()  # fail before the measurements when matplotlib is missing
