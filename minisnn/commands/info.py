@@ -13,9 +13,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import available_backends
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                    "NUMBA_THREADING_LAYER", "OPENBLAS_CORETYPE")
+from ..threads import blas_info, thread_settings  # noqa: F401 - blas_info is also read from here (bench)
 
 
 def register(subparsers) -> None:
@@ -35,16 +33,6 @@ def _installed_version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def blas_info() -> list[dict[str, Any]]:
-    """The thread pools NumPy's process has loaded (BLAS, OpenMP), via threadpoolctl when installed."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return [{"note": "install threadpoolctl to see the BLAS library and its kernel architecture"}]
-    keys = ("user_api", "internal_api", "prefix", "version", "architecture", "threading_layer", "num_threads")
-    return [{key: pool.get(key) for key in keys} for pool in threadpool_info()]
 
 
 def numba_info() -> dict[str, Any] | None:
@@ -86,8 +74,7 @@ def collect() -> dict[str, Any]:
         "backends": available_backends(),
         "numba": numba_info(),
         "torch": _installed_version("torch"),
-        "blas": blas_info(),
-        "environment": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
+        "threads": thread_settings(),  # after numba_info: Numba, once imported, reports its threads in force
         "gpu": gpu_info(),
     }
 
@@ -102,11 +89,15 @@ def _print_report(report: dict[str, Any]) -> None:
     numba = report["numba"]
     print(f"numba: {numba['version']}, {numba['threads']} threads, layer {numba['threading_layer']}; "
           f"kernels {numba['kernels']}" if numba else "numba: not installed (pip install 'minisnn[numba]')")
+    threads = report["threads"]
     print("thread pools (BLAS / OpenMP):")
-    for pool in report["blas"]:
+    for pool in threads["pools"]:
         print("  " + ", ".join(f"{key}={value}" for key, value in pool.items() if value is not None))
-    if report["environment"]:
-        print("environment: " + ", ".join(f"{k}={v}" for k, v in report["environment"].items()))
+    if threads["numba"]:
+        print(f"numba threads in force: {threads['numba']['threads']} of {threads['numba']['max_threads']}, "
+              f"layer {threads['numba']['threading_layer']}")
+    variables = ", ".join(f"{k}={v}" for k, v in threads["environment"].items())
+    print(f"environment: {variables or 'no thread variables set'}")
     gpu = report["gpu"]
     print(f"gpu: {gpu['device']} ({gpu['memory_gib']} GiB), cupy {gpu['cupy']}" if gpu["usable"]
           else f"gpu: not usable: {gpu['reason']}")
