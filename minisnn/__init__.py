@@ -7,10 +7,10 @@ from .checkpoint import load_model, load_training_state, save_checkpoint  # noqa
 from .constants import ALPHA_01, LAMBDA_01, alpha_dropout_params  # noqa: E402
 from .model import Sequential, mlp  # noqa: E402
 from .monitor import ActivationMonitor  # noqa: E402
-from .optim import SGD, Schedule  # noqa: E402
+from .optim import SGD, Adam, AdamW, Schedule  # noqa: E402
 from .train import evaluate, fit, train_step  # noqa: E402
 
 __all__ = [
-    "__version__", "get_backend", "mlp", "Sequential", "ActivationMonitor", "SGD", "Schedule", "fit", "evaluate", "train_step",
+    "__version__", "get_backend", "mlp", "Sequential", "ActivationMonitor", "SGD", "Adam", "AdamW", "Schedule", "fit", "evaluate", "train_step",
     "save_checkpoint", "load_model", "load_training_state", "ALPHA_01", "LAMBDA_01", "alpha_dropout_params",
 ]
