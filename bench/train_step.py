@@ -63,7 +63,7 @@ class MinisnnStep:
 
     def __init__(self, backend_name: str, config: tuple[int, ...], seed: int = 0):
         _, n_in, width, depth, classes = config
-        self.backend = get_backend(backend_name, dtype="float32", seed=seed)
+        self.backend = get_backend(backend_name, dtype="float32")
         self.model = mlp(n_in, classes, depth=depth, width=width, dropout=DROPOUT, backend=self.backend, seed=seed)
         self.loss = SoftmaxCrossEntropy(self.backend)
         self.optimizer = SGD(self.model, lr=LR, momentum=MOMENTUM)
