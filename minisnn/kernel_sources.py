@@ -14,17 +14,20 @@ from functools import cache
 from pathlib import Path
 
 # file stem -> kernels it defines; each is a template on T, instantiated as NAME<float>, NAME<double>.
+# Files and kernels carry the name of the op they implement (minisnn.backends.base.OPS): file
+# <op family>.cu, kernels <op> or <op>_<detail>; the sgemm_* kernels are variants of matmul.
 KERNELS = {
     "selu": ("selu_forward", "selu_backward"),
-    "bias_selu": ("bias_selu_forward", "column_sum_partial", "bias_selu_backward_partial"),
-    "dropout": (
-        "alpha_dropout_forward",
-        "alpha_dropout_backward",
-        "bias_selu_dropout_forward",
-        "bias_selu_dropout_backward_partial",
+    "bias_selu": ("bias_selu_forward", "bias_selu_backward_partial"),
+    "column_sum": ("column_sum_partial",),
+    "alpha_dropout": ("alpha_dropout_forward", "alpha_dropout_backward"),
+    "bias_selu_dropout": ("bias_selu_dropout_forward", "bias_selu_dropout_backward_partial"),
+    "softmax_cross_entropy": (
+        "softmax_cross_entropy_forward",
+        "softmax_cross_entropy_forward_mean",
+        "softmax_cross_entropy_backward",
     ),
-    "softmax_xent": ("softmax_xent_forward", "mean_reduce", "softmax_xent_backward"),
-    "sgd": ("sgd_update", "sgd_momentum_update"),
+    "sgd_update": ("sgd_update", "sgd_update_momentum"),
     "sgemm": ("sgemm_naive", "sgemm_tiled", "sgemm_register_blocked"),
 }
 # NumPy dtype name -> the C type T of the template instantiation.

@@ -193,7 +193,7 @@ class CupyBackend(Backend):
             args_before + (partial_sums, np.int64(rows), np.int32(d), np.int64(rows_per_chunk)) + args_after,
         )
         if chunks > 1:
-            self._kernel("bias_selu", "column_sum_partial", x.dtype)(
+            self._kernel("column_sum", "column_sum_partial", x.dtype)(
                 (col_blocks, 1), (bx, by), (partial_sums, out, np.int64(chunks), np.int32(d), np.int64(chunks))
             )
 
@@ -281,7 +281,7 @@ class CupyBackend(Backend):
     def column_sum(self, x, out=None):
         x = self._matrix(self._input(x, name="x"), "x")  # (N, D)
         out = self._output(out, (x.shape[1],), x.dtype)  # (D,)
-        self._column_reduce("bias_selu", "column_sum_partial", x, out, (x,), ())
+        self._column_reduce("column_sum", "column_sum_partial", x, out, (x,), ())
         return out
 
     def alpha_dropout_forward(self, x, mask: DropoutMask, out=None):
@@ -290,14 +290,14 @@ class CupyBackend(Backend):
         t = x.dtype.type
         affine = (t(mask.scale), t(mask.shift), t(mask.dropped))
         args = (x, out, np.int64(x.size)) + self._mask_args(mask, x.size) + affine
-        self._elementwise("dropout", "alpha_dropout_forward", x.size, x.dtype, args)
+        self._elementwise("alpha_dropout", "alpha_dropout_forward", x.size, x.dtype, args)
         return out
 
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
         dy = self._input(dy, name="dy")
         out = self._output(out, dy.shape, dy.dtype)
         args = (dy, out, np.int64(dy.size)) + self._mask_args(mask, dy.size) + (dy.dtype.type(mask.scale),)
-        self._elementwise("dropout", "alpha_dropout_backward", dy.size, dy.dtype, args)
+        self._elementwise("alpha_dropout", "alpha_dropout_backward", dy.size, dy.dtype, args)
         return out
 
     def bias_selu_dropout_forward(self, z, b, mask: DropoutMask, alpha, lam, out=None):
@@ -310,14 +310,14 @@ class CupyBackend(Backend):
             + self._mask_args(mask, z.size)
             + (t(mask.scale), t(mask.shift), t(mask.dropped))
         )
-        self._elementwise("dropout", "bias_selu_dropout_forward", z.size, z.dtype, args)
+        self._elementwise("bias_selu_dropout", "bias_selu_dropout_forward", z.size, z.dtype, args)
         return out
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
         dy, y, dz, db = self._backward_operands(dy, y, dz, db)
         t = dy.dtype.type
         args_after = self._selu_args(dy, alpha, lam) + self._mask_args(mask, dy.size) + (t(mask.scale), t(mask.shift))
-        self._column_reduce("dropout", "bias_selu_dropout_backward_partial", dy, db, (dy, y, dz), args_after)
+        self._column_reduce("bias_selu_dropout", "bias_selu_dropout_backward_partial", dy, db, (dy, y, dz), args_after)
         return dz, db
 
     def _labels(self, labels, n: int):
@@ -336,10 +336,10 @@ class CupyBackend(Backend):
         loss = cp.empty((), dtype=logits.dtype)
         if n > 0:
             block = _SHAPES["ROW_BLOCK"]
-            self._kernel("softmax_xent", "softmax_xent_forward", logits.dtype)(
+            self._kernel("softmax_cross_entropy", "softmax_cross_entropy_forward", logits.dtype)(
                 (self._grid(n, 1, block),), (block,), (logits, labels, probs, row_loss, np.int64(n), np.int32(c))
             )
-        self._kernel("softmax_xent", "mean_reduce", logits.dtype)(
+        self._kernel("softmax_cross_entropy", "softmax_cross_entropy_forward_mean", logits.dtype)(
             (1,), (_SHAPES["REDUCE_BLOCK"],), (row_loss, np.int64(n), loss)
         )
         return loss, probs
@@ -351,7 +351,7 @@ class CupyBackend(Backend):
         out = self._output(out, probs.shape, probs.dtype)  # (N, C)
         if n > 0:
             args = (probs, labels, out, np.int64(n), np.int32(c), probs.dtype.type(1.0 / n))
-            self._elementwise("softmax_xent", "softmax_xent_backward", probs.size, probs.dtype, args)
+            self._elementwise("softmax_cross_entropy", "softmax_cross_entropy_backward", probs.size, probs.dtype, args)
         return out
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
@@ -361,8 +361,9 @@ class CupyBackend(Backend):
             raise ValueError(f"grad {grad.shape} and param {param.shape} must have the same shape")
         t, n = param.dtype.type, param.size
         if momentum == 0.0:
-            self._elementwise("sgd", "sgd_update", n, param.dtype, (param, grad, np.int64(n), t(lr), t(weight_decay)))
+            args = (param, grad, np.int64(n), t(lr), t(weight_decay))
+            self._elementwise("sgd_update", "sgd_update", n, param.dtype, args)
             return
         velocity = self._output(velocity, param.shape, param.dtype, name="velocity")
         args = (param, grad, velocity, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(bool(nesterov)))
-        self._elementwise("sgd", "sgd_momentum_update", n, param.dtype, args)
+        self._elementwise("sgd_update", "sgd_update_momentum", n, param.dtype, args)

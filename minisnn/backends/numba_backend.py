@@ -287,7 +287,8 @@ class NumbaBackend(Backend):
             raise ValueError("sgd_update updates param and velocity in place: they must be C-contiguous and writeable")
         scalar = dtype.type
         if momentum == 0.0:
-            self._kernels["sgd", dtype](_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
+            self._kernels["sgd_update", dtype](_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
         else:
-            self._kernels["sgd_momentum", dtype](_flat(param), _flat(_contiguous(grad)), _flat(velocity), scalar(lr),
-                                                 scalar(momentum), scalar(weight_decay), bool(nesterov))
+            self._kernels["sgd_update_momentum", dtype](_flat(param), _flat(_contiguous(grad)), _flat(velocity),
+                                                        scalar(lr), scalar(momentum), scalar(weight_decay),
+                                                        bool(nesterov))

@@ -375,13 +375,13 @@ def softmax_cross_entropy_backward_kernel(probs, labels, inverse_n, out):
 
 
 @_kernel
-def sgd_kernel(param, grad, lr, weight_decay):
+def sgd_update_kernel(param, grad, lr, weight_decay):
     for i in range(param.size):
         param[i] -= lr * (grad[i] + weight_decay * param[i])
 
 
 @_kernel
-def sgd_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
+def sgd_update_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay, nesterov):
     for i in range(param.size):
         g = grad[i] + weight_decay * param[i]
         v = momentum * velocity[i] + g
@@ -395,7 +395,8 @@ def kernels_are_cached() -> bool:
 
 
 # The kernels of the backend's ops: name -> (kernel, signature for ahead-of-time compilation,
-# with F standing for float32 or float64 and [::1] for C-contiguous).
+# with F standing for float32 or float64 and [::1] for C-contiguous). A name is the op's own
+# (minisnn.backends.base.OPS), or the op's name and a detail where an op has several kernels.
 KERNELS = {
     "selu_forward": (selu_forward_kernel, "void(F[::1], F, F, F[::1])"),
     "selu_backward": (selu_backward_kernel, "void(F[::1], F[::1], F, F, F[::1])"),
@@ -410,6 +411,6 @@ KERNELS = {
     "column_sum": (column_sum_kernel, "void(F[:, ::1], F[::1])"),
     "softmax_cross_entropy_forward": (softmax_cross_entropy_forward_kernel, "f8(F[:, ::1], i8[::1], F[:, ::1])"),
     "softmax_cross_entropy_backward": (softmax_cross_entropy_backward_kernel, "i8(F[:, ::1], i8[::1], F, F[:, ::1])"),
-    "sgd": (sgd_kernel, "void(F[::1], F[::1], F, F)"),
-    "sgd_momentum": (sgd_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
+    "sgd_update": (sgd_update_kernel, "void(F[::1], F[::1], F, F)"),
+    "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
 }

@@ -1,10 +1,10 @@
-// sgd.cu: the SGD parameter update in place, elementwise over n contiguous values (T = float or
-// double), in PyTorch's convention (minisnn.reference.sgd_update), with the unrolled grid-stride loop
-// of common.cuh (for_each_element); any n.
+// sgd_update.cu: the SGD parameter update in place, elementwise over n contiguous values (T = float
+// or double), in PyTorch's convention (minisnn.reference.sgd_update), with the unrolled grid-stride
+// loop of common.cuh (for_each_element); any n.
 //
 //   sgd_update<T>(param, grad, n, lr, weight_decay)
 //       g = grad + weight_decay*param (just grad when weight_decay == 0); param -= lr*g.
-//   sgd_momentum_update<T>(param, grad, velocity, n, lr, momentum, weight_decay, nesterov)
+//   sgd_update_momentum<T>(param, grad, velocity, n, lr, momentum, weight_decay, nesterov)
 //       v = momentum*v + g; param -= lr*(g + momentum*v) if nesterov else lr*v; velocity updated too.
 #include "common.cuh"
 
@@ -35,7 +35,7 @@ __global__ void sgd_update(T* param, const T* grad, long long n, T lr, T weight_
 }
 
 template <typename T>
-__global__ void sgd_momentum_update(T* param, const T* grad, T* velocity, long long n, T lr, T momentum,
+__global__ void sgd_update_momentum(T* param, const T* grad, T* velocity, long long n, T lr, T momentum,
                                     T weight_decay, int nesterov)
 {
     for_each_element(

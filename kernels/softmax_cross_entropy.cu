@@ -1,15 +1,16 @@
-// softmax_xent.cu: softmax cross-entropy over C classes for integer labels (T = float or double).
+// softmax_cross_entropy.cu: softmax cross-entropy over C classes for integer labels (T = float or
+// double).
 // logits and probs are C-contiguous (n, c); labels are int64 (n,). A label outside [0, c) makes
 // that row's loss NaN in the forward and leaves its row without the one-hot term in the backward
 // (the kernels never index out of bounds; the training loop validates labels on load).
 //
-//   softmax_xent_forward<T>(logits, labels, probs, row_loss, n, c)
+//   softmax_cross_entropy_forward<T>(logits, labels, probs, row_loss, n, c)
 //       One block of ROW_BLOCK threads per row (grid-stride over rows): the row max, then
 //       e = exp(logit - max) and their sum, both reduced in shared memory; probs = e / sum and
 //       row_loss = log(sum) - (logit[label] - max), as in NumPy's log-sum-exp. probs may alias logits.
-//   mean_reduce<T>(x, n, out)
+//   softmax_cross_entropy_forward_mean<T>(x, n, out)
 //       out[0] = sum(x) / n with a single block of REDUCE_BLOCK threads (fixed order, deterministic).
-//   softmax_xent_backward<T>(probs, labels, dlogits, n, c, inv_n)
+//   softmax_cross_entropy_backward<T>(probs, labels, dlogits, n, c, inv_n)
 //       dlogits = (probs - onehot(labels)) * inv_n, grid-stride over the n*c elements; may alias probs.
 #include "common.cuh"
 
@@ -33,8 +34,8 @@ __device__ __forceinline__ T block_reduce(T value, T* scratch)
 }
 
 template <typename T>
-__global__ void softmax_xent_forward(const T* logits, const long long* labels, T* probs, T* row_loss, long long n,
-                                     int c)
+__global__ void softmax_cross_entropy_forward(const T* logits, const long long* labels, T* probs, T* row_loss,
+                                              long long n, int c)
 {
     __shared__ T scratch[ROW_BLOCK];
     for (long long row = blockIdx.x; row < n; row += gridDim.x) {
@@ -66,7 +67,7 @@ __global__ void softmax_xent_forward(const T* logits, const long long* labels, T
 }
 
 template <typename T>
-__global__ void mean_reduce(const T* x, long long n, T* out)
+__global__ void softmax_cross_entropy_forward_mean(const T* x, long long n, T* out)
 {
     __shared__ T scratch[REDUCE_BLOCK];
     T sum = T(0);
@@ -80,8 +81,8 @@ __global__ void mean_reduce(const T* x, long long n, T* out)
 }
 
 template <typename T>
-__global__ void softmax_xent_backward(const T* probs, const long long* labels, T* dlogits, long long n, int c,
-                                      T inv_n)
+__global__ void softmax_cross_entropy_backward(const T* probs, const long long* labels, T* dlogits, long long n,
+                                               int c, T inv_n)
 {
     const long long total = n * c;
     const long long stride = (long long)gridDim.x * blockDim.x;

@@ -1,40 +1,16 @@
-// dropout.cu: alpha dropout with counter-based masks, alone and fused with bias + SELU.
-// The keep bit of flat element i is dropout_keep(i, k0, k1, threshold) (common.cuh), the same
-// bits as minisnn.rng.DropoutMask.keep, so masks match the CPU backends exactly and the backward
-// regenerates the mask instead of reading a stored one. Kept elements map to scale*v + shift,
-// dropped ones to `dropped` (alpha dropout: a, b, a*alpha' + b). T = float or double; n < 2^32.
-// The three elementwise kernels use the unrolled grid-stride loop of common.cuh (for_each_element).
+// bias_selu_dropout.cu: bias + SELU + alpha dropout fused in one pass, and its backward from the
+// output. Masks as in alpha_dropout.cu (dropout_keep, common.cuh: bit-identical to minisnn.rng);
+// T = float or double; z, y, dy, dz are C-contiguous (rows, d), b is (d,); n = rows*d < 2^32.
 //
-//   alpha_dropout_forward<T>(x, y, n, k0, k1, threshold, scale, shift, dropped)    y may alias x.
-//   alpha_dropout_backward<T>(dy, dx, n, k0, k1, threshold, scale)                dx = keep*scale*dy.
 //   bias_selu_dropout_forward<T>(z, b, y, n, d, lam, lam_alpha, k0, k1, threshold, scale, shift, dropped)
-//       y = dropout(selu(z + b)) in one pass (z (rows, d), b (d,)).
+//       y = dropout(selu(z + b)) in one pass (for_each_element, common.cuh); y may alias z.
 //   bias_selu_dropout_backward_partial<T>(dy, y, dz, partial, rows, d, rows_per_chunk, lam, lam_alpha,
 //                                         k0, k1, threshold, scale, shift)
 //       From the output y alone: on kept elements the SELU output is s = (y - shift)/scale and
 //       dz = selu'(from s)*dy*scale; dropped elements get 0. Writes dz and, in the same pass, the
-//       column sums of dz into `partial` (sum_column, common.cuh), finished as in bias_selu.cu.
+//       column sums of dz into `partial` (sum_column, common.cuh), finished by column_sum_partial
+//       (column_sum.cu) when there are several chunks.
 #include "common.cuh"
-
-template <typename T>
-__global__ void alpha_dropout_forward(const T* x, T* y, long long n, unsigned int k0, unsigned int k1,
-                                      unsigned int threshold, T scale, T shift, T dropped)
-{
-    for_each_element(
-        n, 1, [=](long long i, int) { return x[i]; },
-        [=](long long i, int, T v) {
-            y[i] = dropout_keep((unsigned int)i, k0, k1, threshold) ? scale * v + shift : dropped;
-        });
-}
-
-template <typename T>
-__global__ void alpha_dropout_backward(const T* dy, T* dx, long long n, unsigned int k0, unsigned int k1,
-                                       unsigned int threshold, T scale)
-{
-    for_each_element(
-        n, 1, [=](long long i, int) { return dy[i]; },
-        [=](long long i, int, T v) { dx[i] = dropout_keep((unsigned int)i, k0, k1, threshold) ? scale * v : T(0); });
-}
 
 template <typename T>
 __global__ void bias_selu_dropout_forward(const T* z, const T* b, T* y, long long n, int d, T lam, T lam_alpha,
