@@ -16,7 +16,7 @@ def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_kernel_benchmark_checks_and_times_every_op_and_variant(tmp_path):
-    from minisnn.backends import HOT_OPS, BackendUnavailable, get_backend
+    from minisnn.backends import OPS, BackendUnavailable, get_backend
 
     out = tmp_path / "kernels.json"
     result = run_bench("kernels.py", "--quick", "--json", str(out))  # PyTorch rows too when installed
@@ -29,7 +29,7 @@ def test_kernel_benchmark_checks_and_times_every_op_and_variant(tmp_path):
             be = get_backend(backend_name)
         except BackendUnavailable:  # numba absent: the benchmark skips its rows
             continue
-        for op in HOT_OPS:
+        for op in OPS:
             for variant in be.variants(op):
                 row = rows[(backend_name, op, variant)]
                 assert row["check"] == "ok" and row["min_ms"] > 0 and row["min_ms"] <= row["median_ms"]
@@ -55,6 +55,16 @@ def test_train_step_benchmark_reports_time_gemm_share_and_memory(tmp_path):
         assert config["timing"]["torch"]["median_ms"] > 0
         assert config["memory"]["torch"]["peak_rss_mb"] > 0
         assert config["ratios"]["minisnn-numpy / torch"] > 0
+
+
+def test_packing_benchmark_times_both_layouts_with_the_same_first_loss(tmp_path):
+    out = tmp_path / "packing.json"
+    result = run_bench("packing.py", "--quick", "--json", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    (config,) = json.loads(out.read_text())["configs"].values()
+    assert config["timing"]["numpy packed"]["median_ms"] > 0 and config["timing"]["numpy per-array"]["median_ms"] > 0
+    assert config["ratios"]["numpy packed / per-array"] > 0
+    assert len({round(v, 4) for v in config["first_step_loss"].values()}) == 1  # both layouts compute the same step
 
 
 def test_train_step_benchmark_says_when_pytorch_is_missing(tmp_path):

@@ -89,7 +89,7 @@ def test_alpha_dropout_parameters_reproduce_the_table(q, a, b, dropped):
 @pytest.mark.parametrize("q", [0.95, 0.9, 0.8, 0.5])
 def test_alpha_dropout_keeps_zero_one_by_monte_carlo(q):
     rng = np.random.default_rng(11)
-    x = selu_forward(rng.standard_normal(1_000_000))
+    x = selu_forward(rng.standard_normal(1_000_000), ALPHA_01, LAMBDA_01)
     d = alpha_dropout_params(1.0 - q)
     keep = rng.random(x.shape) < q
     y = d.a * np.where(keep, x, d.alpha_prime) + d.b
