@@ -128,6 +128,41 @@ def _expm1_nonpositive_impl(x):
     return None
 
 
+# The largest float at or below ln(smallest normal): exp is 0 for arguments up to it, normal above.
+_EXP_MIN_F32, _EXP_MIN_F64 = _F32(-87.33655), -708.3964185322642
+
+
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0 (or NaN), within about 1 ulp; 0 where exp(x) would be subnormal
+    (x <= _EXP_MIN_*), never a subnormal. Only callable from jitted code."""
+    raise NotImplementedError("_exp_nonpositive runs inside Numba kernels only")
+
+
+def _exp_nonpositive_f32(x):
+    k = np.floor((x if x > _EXP_MIN_F32 else _EXP_MIN_F32) * _F32(_LOG2E) + _F32(0.5))  # NaN too: 2**k stays normal
+    r = (x - k * _LN2_HI_F32) - k * _LN2_LO_F32  # |r| <= ln2/2 (NaN stays NaN)
+    p = _F32(1.0) + r * (_F32(1.0) + r * (_F32(1 / 2) + r * (_F32(1 / 6) + r * (_F32(1 / 24) + r * (
+        _F32(1 / 120) + r * (_F32(1 / 720) + r * _F32(1 / 5040)))))))  # exp(r), Taylor to r^7
+    return _exp2_integer(k) * p if x > _EXP_MIN_F32 or x != x else _F32(0.0)
+
+
+def _exp_nonpositive_f64(x):
+    k = np.floor((x if x > _EXP_MIN_F64 else _EXP_MIN_F64) * _LOG2E + 0.5)
+    r = (x - k * _LN2_HI_F64) - k * _LN2_LO_F64
+    p = 1.0 + r * (1.0 + r * (_C[2] + r * (_C[3] + r * (_C[4] + r * (_C[5] + r * (_C[6] + r * (_C[7] + r * (
+        _C[8] + r * (_C[9] + r * (_C[10] + r * (_C[11] + r * (_C[12] + r * _C[13]))))))))))))  # Taylor to r^13
+    return _exp2_integer(k) * p if x > _EXP_MIN_F64 or x != x else 0.0
+
+
+@overload(_exp_nonpositive)
+def _exp_nonpositive_impl(x):
+    if x == types.float32:
+        return _exp_nonpositive_f32
+    if x == types.float64:
+        return _exp_nonpositive_f64
+    return None
+
+
 _SHIFT16, _SHIFT15 = np.uint32(16), np.uint32(15)
 _MUL1, _MUL2 = np.uint32(MIX_MUL1), np.uint32(MIX_MUL2)
 
@@ -346,14 +381,13 @@ def softmax_cross_entropy_forward_kernel(logits, labels, probs):
         for c in range(1, classes):
             row_max = max(row_max, logits[r, c])
         label_logit = logits[r, label] - row_max
-        for c in range(classes):  # exp(shifted logit) of a non-positive argument: the vector polynomial
-            probs[r, c] = _expm1_nonpositive(logits[r, c] - row_max) + 1
+        for c in range(classes):  # exp of a non-positive argument: the vector polynomial
+            probs[r, c] = _exp_nonpositive(logits[r, c] - row_max)
         total = probs[r, 0] - probs[r, 0]
         for c in range(classes):
             total += probs[r, c]
-        inverse = 1 / total
-        for c in range(classes):
-            probs[r, c] *= inverse
+        for c in range(classes):  # a division, as in the reference (`1 / total` would be a float64)
+            probs[r, c] /= total
         total_loss += math.log(total) - label_logit
     return total_loss
 
