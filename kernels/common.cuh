@@ -59,6 +59,14 @@ __device__ __forceinline__ bool dropout_keep(unsigned int index, unsigned int k0
     return mix32(mix32(index ^ k0) ^ k1) < threshold;
 }
 
+// The keep decision of flat element i in column col of a (rows, d) array: its own (index i), or
+// with per_feature the decision of its column (index col), shared by every row.
+__device__ __forceinline__ bool dropout_keep_at(long long i, int col, int per_feature, unsigned int k0,
+                                                unsigned int k1, unsigned int threshold)
+{
+    return dropout_keep(per_feature ? (unsigned int)col : (unsigned int)i, k0, k1, threshold);
+}
+
 // ---- math overloads for T = float / double ---------------------------------------------------
 __device__ __forceinline__ float expm1_t(float x) { return expm1f(x); }
 __device__ __forceinline__ double expm1_t(double x) { return expm1(x); }

@@ -56,10 +56,10 @@ def _away_from_kink(x, gap=1e-2):
     return np.where(np.abs(x) < gap, np.copysign(gap, x) + x, x).astype(x.dtype)
 
 
-def _mask(rate=0.1, seed=7, step=3):
+def _mask(rate=0.1, seed=7, step=3, per_feature=False):
     k0, k1 = dropout_key(seed, step)
     p = alpha_dropout_params(rate)
-    return DropoutMask(k0, k1, keep_threshold(rate), p.a, p.b, p.dropped_value)
+    return DropoutMask(k0, k1, keep_threshold(rate), p.a, p.b, p.dropped_value, per_feature=per_feature)
 
 
 def _check(be, got, expected, what):
@@ -117,10 +117,10 @@ def test_elementwise_ops_work_in_place(be):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES + [(300, 301)])
-@pytest.mark.parametrize("rate", [0.05, 0.5])
-def test_alpha_dropout_forward_backward(be, shape, rate):
+@pytest.mark.parametrize("rate, per_feature", [(0.05, False), (0.5, False), (0.5, True)])
+def test_alpha_dropout_forward_backward(be, shape, rate, per_feature):
     rng = np.random.default_rng(3)
-    mask = _mask(rate=rate)
+    mask = _mask(rate=rate, per_feature=per_feature)
     x = _symmetric(rng, shape, be.dtype)
     dy = rng.normal(size=shape).astype(be.dtype)
     _check(be, be.alpha_dropout_forward(be.asarray(x), mask), ref.alpha_dropout_forward(_f64(x), mask), "fwd")
@@ -128,10 +128,12 @@ def test_alpha_dropout_forward_backward(be, shape, rate):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("seed,step,rate", [(0, 0, 0.05), (7, 3, 0.1), (2**40 + 5, 123456, 0.5), (1, 2**33, 0.9)])
-def test_dropout_masks_are_bit_identical_to_the_cpu(be, seed, step, rate):
+@pytest.mark.parametrize("seed,step,rate,per_feature", [(0, 0, 0.05, False), (7, 3, 0.1, False),
+                                                         (2**40 + 5, 123456, 0.5, False), (1, 2**33, 0.9, False),
+                                                         (7, 3, 0.5, True)])
+def test_dropout_masks_are_bit_identical_to_the_cpu(be, seed, step, rate, per_feature):
     shape = (517, 263)  # 135971 elements: many blocks, a ragged tail
-    mask = _mask(rate=rate, seed=seed, step=step)
+    mask = _mask(rate=rate, seed=seed, step=step, per_feature=per_feature)
     expected = mask.keep(shape)
     ones = be.asarray(np.ones(shape))
     kept = be.to_numpy(be.alpha_dropout_backward(ones, mask)) != 0
@@ -183,9 +185,10 @@ def test_column_sum_is_exact_on_integers(be, shape):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("shape", MATRIX_SHAPES)
-def test_bias_selu_dropout_forward_backward(be, shape):
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_bias_selu_dropout_forward_backward(be, shape, per_feature):
     rng = np.random.default_rng(5)
-    mask = _mask(rate=0.1, seed=11, step=2)
+    mask = _mask(rate=0.1, seed=11, step=2, per_feature=per_feature)
     b = rng.normal(size=shape[1]).astype(be.dtype)
     z = (_away_from_kink(_symmetric(rng, shape, np.float64) + b) - b).astype(be.dtype)
     dy = rng.normal(size=shape).astype(be.dtype)

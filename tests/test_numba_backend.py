@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from conftest import TOLERANCES, assert_close, compiled_numba_backend
+from conftest import assert_close, compiled_numba_backend
 
 from minisnn import reference as ref
 from minisnn.backends import get_backend
@@ -40,22 +40,42 @@ def make(rng, shape, dtype, layout="c", scale=3.0, special=False):
     return x
 
 
-def make_mask(seed=3, step=7, rate=0.05):
+def make_mask(seed=3, step=7, rate=0.05, per_feature=False):
     p = alpha_dropout_params(rate)
     k0, k1 = dropout_key(seed, step)
-    return DropoutMask(k0, k1, keep_threshold(rate), p.a, p.b, p.dropped_value)
+    return DropoutMask(k0, k1, keep_threshold(rate), p.a, p.b, p.dropped_value, per_feature=per_feature)
 
 
 def f64(*arrays):
     return [np.asarray(a, dtype=np.float64) for a in arrays]
 
 
+# The magnitudes of the terms an op adds (conftest.assert_close's `magnitude`): where a result is
+# a difference of inexact terms, its rounding error scales with them, not with the result.
+
+def selu_backward_terms(dy, y):
+    """|dy| times the terms of the slope: lam, or y + lam*alpha (y is rounded)."""
+    y = np.asarray(y, np.float64)
+    return np.abs(np.asarray(dy, np.float64)) * np.where(y > 0, LAMBDA_01, np.abs(y) + LAMBDA_01 * ALPHA_01)
+
+
+def dropout_terms(mask, x):
+    """scale*x + shift with scale and shift rounded to the dtype."""
+    return mask.scale * np.abs(np.asarray(x, np.float64)) + abs(mask.shift) + abs(mask.dropped)
+
+
+def dropout_backward_terms(dy, y, mask):
+    """dz from s = (y - shift)/scale, itself inexact, as in the slope s + lam*alpha."""
+    y = np.asarray(y, np.float64)
+    s = (y - mask.shift) / mask.scale
+    slope = np.where(s > 0, LAMBDA_01, (np.abs(y) + abs(mask.shift)) / mask.scale + LAMBDA_01 * ALPHA_01)
+    return np.abs(np.asarray(dy, np.float64)) * mask.scale * slope * mask.keep(y.shape)
+
+
 def assert_column_sums_close(actual, expected, terms, dtype):
-    """Column sums: tolerance relative to the sum of |terms| (rounding grows with N)."""
-    tol = TOLERANCES[np.dtype(dtype)]
-    bound = tol["atol"] + tol["rtol"] * np.abs(np.asarray(terms, np.float64)).sum(axis=0)
-    error = np.abs(np.asarray(actual, np.float64) - expected)
-    assert np.all(error <= bound), f"max error {error.max()} over bound {bound[np.argmax(error - bound)]}"
+    """Column sums of (N, D) terms: rounding grows with N and with the sum of |terms|."""
+    terms = np.abs(np.asarray(terms, np.float64))
+    assert_close(actual, expected, dtype, "sum", magnitude=terms.sum(axis=0), terms=len(terms))
 
 
 @pytest.fixture(params=["compiled", "jit"])
@@ -108,28 +128,30 @@ def test_selu_backward_matches_reference(be, rng, dtype, shape, layout):
     dy = make(rng, shape, dtype, layout, scale=1.0)
     expected = ref.selu_backward(*f64(dy, y), ALPHA_01, LAMBDA_01)
     for name, fn in variants_of(be, "selu_backward"):
-        assert_close(fn(dy, y, ALPHA_01, LAMBDA_01), expected, dtype)
+        assert_close(fn(dy, y, ALPHA_01, LAMBDA_01), expected, dtype, magnitude=selu_backward_terms(dy, y), what=name)
 
 
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
 @pytest.mark.parametrize("layout", ["c", "strided"])
-def test_alpha_dropout_forward_matches_reference_and_its_mask(be, rng, dtype, shape, layout):
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_alpha_dropout_forward_matches_reference_and_its_mask(be, rng, dtype, shape, layout, per_feature):
     x = make(rng, shape, dtype, layout)
-    mask = make_mask(rate=0.3)
+    mask = make_mask(rate=0.3, per_feature=per_feature)
     keep = mask.keep(shape)
     expected = ref.alpha_dropout_forward(*f64(x), mask)
     for name, fn in variants_of(be, "alpha_dropout_forward"):
         y = fn(x, mask)
-        assert_close(y, expected, dtype)
+        assert_close(y, expected, dtype, magnitude=dropout_terms(mask, x), what=name)
         assert np.array_equal(y[~keep], np.full((~keep).sum(), mask.dropped, dtype)), name
 
 
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES)
 @pytest.mark.parametrize("layout", ["c", "strided"])
-def test_alpha_dropout_backward_zeroes_exactly_the_dropped_elements(be, rng, dtype, shape, layout):
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_alpha_dropout_backward_zeroes_exactly_the_dropped_elements(be, rng, dtype, shape, layout, per_feature):
     dy = make(rng, shape, dtype, layout, scale=1.0)
     dy[dy == 0] = 1.0  # so that a zero in dx can only come from the mask
-    mask = make_mask(rate=0.3)
+    mask = make_mask(rate=0.3, per_feature=per_feature)
     expected = ref.alpha_dropout_backward(*f64(dy), mask)
     for name, fn in variants_of(be, "alpha_dropout_backward"):
         dx = fn(dy, mask)
@@ -169,10 +191,11 @@ def test_bias_selu_backward_matches_reference(be, rng, dtype, shape, layout):
     y = ref.selu_forward(make(rng, shape, dtype, special=True), ALPHA_01, LAMBDA_01).astype(dtype)
     dy = make(rng, shape, dtype, layout, scale=1.0)
     expected_dz, expected_db = ref.bias_selu_backward(*f64(dy, y), ALPHA_01, LAMBDA_01)
+    terms = selu_backward_terms(dy, y)
     for name, fn in variants_of(be, "bias_selu_backward"):
         dz, db = fn(dy, y, ALPHA_01, LAMBDA_01)
-        assert_close(dz, expected_dz, dtype)
-        assert_column_sums_close(db, expected_db, expected_dz, dtype)
+        assert_close(dz, expected_dz, dtype, magnitude=terms, what=name)
+        assert_column_sums_close(db, expected_db, terms, dtype)
 
 
 @pytest.mark.parametrize("shape", ROW_SHAPES)
@@ -185,29 +208,34 @@ def test_column_sum_matches_reference(be, rng, dtype, shape, layout):
 
 @pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("layout", ROW_LAYOUTS)
-def test_bias_selu_dropout_forward_matches_reference(be, rng, dtype, shape, layout):
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_bias_selu_dropout_forward_matches_reference(be, rng, dtype, shape, layout, per_feature):
     z = make(rng, shape, dtype, layout, special=True)
     b = make(rng, shape[1:], dtype, scale=0.5)
-    mask = make_mask(rate=0.3)
+    mask = make_mask(rate=0.3, per_feature=per_feature)
     expected = ref.bias_selu_dropout_forward(*f64(z, b), mask, ALPHA_01, LAMBDA_01)
+    terms = dropout_terms(mask, ref.bias_selu_forward(*f64(z, b), ALPHA_01, LAMBDA_01))
     for name, fn in variants_of(be, "bias_selu_dropout_forward"):
         y = fn(z, b, mask, ALPHA_01, LAMBDA_01)
-        assert_close(y, expected, dtype)
+        assert_close(y, expected, dtype, magnitude=terms, what=name)
         assert np.all(y[~mask.keep(shape)] == np.asarray(mask.dropped, dtype)), name
 
 
 @pytest.mark.parametrize("shape", ROW_SHAPES)
 @pytest.mark.parametrize("layout", ROW_LAYOUTS)
-def test_bias_selu_dropout_backward_matches_reference(be, rng, dtype, shape, layout):
-    mask = make_mask(rate=0.3)
+@pytest.mark.parametrize("per_feature", [False, True])
+def test_bias_selu_dropout_backward_matches_reference(be, rng, dtype, shape, layout, per_feature):
+    mask = make_mask(rate=0.3, per_feature=per_feature)
     z, b = make(rng, shape, dtype), make(rng, shape[1:], dtype, scale=0.5)
     y = np.asarray(ref.bias_selu_dropout_forward(z, b, mask, ALPHA_01, LAMBDA_01), dtype)
     dy = make(rng, shape, dtype, layout, scale=1.0)
     expected_dz, expected_db = ref.bias_selu_dropout_backward(*f64(dy, y), mask, ALPHA_01, LAMBDA_01)
+    terms = dropout_backward_terms(dy, y, mask)
     for name, fn in variants_of(be, "bias_selu_dropout_backward"):
         dz, db = fn(dy, y, mask, ALPHA_01, LAMBDA_01)
-        assert_close(dz, expected_dz, dtype)
-        assert_column_sums_close(db, expected_db, expected_dz, dtype)
+        assert_close(dz, expected_dz, dtype, magnitude=terms, what=name)
+        assert_column_sums_close(db, expected_db, terms, dtype)
+        assert np.all(dz[~mask.keep(shape)] == 0), name
 
 
 # ---- loss, optimizer, matmul ----------------------------------------------------------------
@@ -221,8 +249,10 @@ def test_softmax_cross_entropy_matches_reference(be, rng, dtype, shape, layout):
     for name, fn in variants_of(be, "softmax_cross_entropy_forward"):
         loss, probs = fn(logits, labels)
         assert loss.shape == () and loss.dtype == dtype, name
-        assert_close(loss, expected_loss, dtype)
-        assert_close(probs, expected_probs, dtype)
+        # A log-sum-exp of C terms per row, shifted by the row maximum, averaged over N rows.
+        row_terms = 1 + np.abs(logits).max(axis=1) + np.abs(logits[np.arange(shape[0]), labels])
+        assert_close(loss, expected_loss, dtype, "loss", magnitude=row_terms.mean(), terms=sum(shape), what=name)
+        assert_close(probs, expected_probs, dtype, "loss", terms=shape[1], what=name)  # divided by a sum of C
     for name, fn in variants_of(be, "softmax_cross_entropy_backward"):
         probs = expected_probs.astype(dtype)
         dlogits = fn(probs, labels, out=probs)  # in place, as the loss layer calls it
@@ -298,11 +328,14 @@ def test_sgd_update_matches_reference(be, rng, dtype, shape, momentum, weight_de
     param, grad, velocity = (make(rng, shape, dtype) for _ in range(3))
     expected_param, expected_velocity = param.astype(np.float64), velocity.astype(np.float64)  # copies
     ref.sgd_update(expected_param, *f64(grad), expected_velocity, 0.05, momentum, weight_decay, nesterov)
+    g_terms = np.abs(grad) + weight_decay * np.abs(param)  # |terms| of every inexact quantity
+    v_terms = momentum * np.abs(velocity) + g_terms
+    step_terms = g_terms if momentum == 0.0 else (g_terms + momentum * v_terms if nesterov else v_terms)
     for name, fn in variants_of(be, "sgd_update"):
         p, v = param.copy(), velocity.copy()
         assert fn(p, grad, v, 0.05, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov) is None
-        assert_close(p, expected_param, dtype)
-        assert_close(v, expected_velocity, dtype)
+        assert_close(p, expected_param, dtype, magnitude=np.abs(param) + 0.05 * step_terms, what=name)
+        assert_close(v, expected_velocity, dtype, magnitude=v_terms if momentum else None, what=name)
 
 
 def test_matmul_writes_into_out_for_transposed_operands(be, rng, dtype):
@@ -320,7 +353,8 @@ def test_ops_write_into_given_buffers_including_in_place():
     expected = ref.bias_selu_dropout_forward(*f64(z, b), mask, ALPHA_01, LAMBDA_01)
     y = z.copy()
     assert be.bias_selu_dropout_forward(y, b, mask, ALPHA_01, LAMBDA_01, out=y) is y  # out aliases z
-    assert_close(y, expected, "float32")
+    assert_close(y, expected, "float32", magnitude=dropout_terms(mask, ref.bias_selu_forward(*f64(z, b), ALPHA_01,
+                                                                                              LAMBDA_01)))
     dz, db = np.empty_like(z), np.empty_like(b)
     got_dz, got_db = be.bias_selu_dropout_backward(dy, y, mask, ALPHA_01, LAMBDA_01, dz=dz, db=db)
     assert got_dz is dz and got_db is db

@@ -147,10 +147,16 @@ class CupyBackend(Backend):
         return x
 
     @staticmethod
-    def _mask_args(mask: DropoutMask, n: int) -> tuple[np.uint32, np.uint32, np.uint32]:
+    def _mask_args(mask: DropoutMask, n: int) -> tuple[np.uint32, np.uint32, np.uint32, np.int32]:
+        """(k0, k1, threshold, per_feature) as the kernels take them."""
         if n > MAX_ELEMENTS:
             raise ValueError(f"dropout input has {n} elements; at most 2^32 - 1 are supported")
-        return np.uint32(mask.k0), np.uint32(mask.k1), np.uint32(mask.threshold)
+        return np.uint32(mask.k0), np.uint32(mask.k1), np.uint32(mask.threshold), np.int32(mask.per_feature)
+
+    @staticmethod
+    def _mask_width(x, mask: DropoutMask) -> np.int32:
+        """d of an elementwise dropout kernel: the last axis for a per-feature mask, else 1."""
+        return np.int32(x.shape[-1] if mask.per_feature and x.ndim else 1)
 
     @staticmethod
     def _selu_args(x, alpha: float, lam: float) -> tuple[Any, Any]:
@@ -289,14 +295,15 @@ class CupyBackend(Backend):
         out = self._output(out, x.shape, x.dtype)
         t = x.dtype.type
         affine = (t(mask.scale), t(mask.shift), t(mask.dropped))
-        args = (x, out, np.int64(x.size)) + self._mask_args(mask, x.size) + affine
+        args = (x, out, np.int64(x.size), self._mask_width(x, mask)) + self._mask_args(mask, x.size) + affine
         self._elementwise("alpha_dropout", "alpha_dropout_forward", x.size, x.dtype, args)
         return out
 
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
         dy = self._input(dy, name="dy")
         out = self._output(out, dy.shape, dy.dtype)
-        args = (dy, out, np.int64(dy.size)) + self._mask_args(mask, dy.size) + (dy.dtype.type(mask.scale),)
+        args = ((dy, out, np.int64(dy.size), self._mask_width(dy, mask)) + self._mask_args(mask, dy.size)
+                + (dy.dtype.type(mask.scale),))
         self._elementwise("alpha_dropout", "alpha_dropout_backward", dy.size, dy.dtype, args)
         return out
 

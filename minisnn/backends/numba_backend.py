@@ -82,12 +82,29 @@ def _check_rows(z: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"expected z (N, D) and b (D,), got z {z.shape} and b {b.shape}")
 
 
-def _mask_args(mask: DropoutMask, size: int, dtype: np.dtype) -> tuple:
+def _mask_args(mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
+    """(k0, k1, threshold, row_step, scale, shift, dropped) of a dropout kernel over (rows, d):
+    element (r, c) keeps by the hash of r*row_step + c, its flat index when row_step = d; a
+    per-feature mask hashes the column alone (row_step 0)."""
+    size = int(np.prod(shape, dtype=np.int64))
     if size > MAX_ELEMENTS:
         raise ValueError(f"dropout input has {size} elements; at most 2^32 - 1 are supported")
     scalar = dtype.type
     return (np.uint32(mask.k0 & MASK32), np.uint32(mask.k1 & MASK32), np.uint32(mask.threshold),
-            scalar(mask.scale), scalar(mask.shift), scalar(mask.dropped))
+            np.uint32(0 if mask.per_feature else d), scalar(mask.scale), scalar(mask.shift), scalar(mask.dropped))
+
+
+def _dropout_width(shape: tuple[int, ...], mask: DropoutMask, split_rows: bool = False) -> int:
+    """d of the (rows, d) view a dropout kernel runs over: the last axis for a per-feature mask
+    (or with split_rows), else all elements in one row (the longest vectorized loop)."""
+    if mask.per_feature or split_rows:
+        return shape[-1] if shape else 1
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _as_rows(a: np.ndarray, d: int) -> np.ndarray:
+    """A contiguous array as a (size // d, d) view."""
+    return a.reshape(a.size // d if d else 0, d)
 
 
 def _selu_args(alpha: float, lam: float, dtype: np.dtype) -> tuple:
@@ -216,35 +233,51 @@ class NumbaBackend(Backend):
         return _deliver(target, out)
 
     # ---- alpha dropout ------------------------------------------------------------------
+    @staticmethod
+    def _dropout_operands(x, mask: DropoutMask, out, split_rows=False):
+        """(x as (rows, d), the mask arguments, the target as (rows, d), the target) of a dropout kernel."""
+        dtype = _float_dtype(x)
+        d = _dropout_width(x.shape, mask, split_rows)
+        target = _target(out, x.shape, dtype)
+        return _as_rows(_contiguous(x), d), _mask_args(mask, x.shape, d, dtype), _as_rows(target, d), target
+
     def alpha_dropout_forward(self, x, mask: DropoutMask, out=None):
-        return self._elementwise("alpha_dropout_forward", (x,), out, *_mask_args(mask, x.size, x.dtype))
+        rows, args, target_rows, target = self._dropout_operands(x, mask, out)
+        self._kernels["alpha_dropout_forward", rows.dtype](rows, *args, target_rows)
+        return _deliver(target, out)
 
     def _alpha_dropout_forward_parallel(self, x, mask: DropoutMask, out=None):
-        return self._elementwise(_jit_kernel("alpha_dropout_forward_parallel_kernel"), (x,), out,
-                                 *_mask_args(mask, x.size, x.dtype))
+        # Rows of the last axis even for element masks: prange splits the rows among threads.
+        rows, args, target_rows, target = self._dropout_operands(x, mask, out, split_rows=True)
+        _jit_kernel("alpha_dropout_forward_parallel_kernel")(rows, *args, target_rows)
+        return _deliver(target, out)
 
     def _alpha_dropout_forward_widening(self, x, mask: DropoutMask, out=None):
-        k0, k1, threshold, scale, shift, dropped = _mask_args(mask, x.size, x.dtype)
-        return self._elementwise(_jit_kernel("alpha_dropout_forward_widening_kernel"), (x,), out,
-                                 int(k0), int(k1), int(threshold), scale, shift, dropped)
+        rows, args, target_rows, target = self._dropout_operands(x, mask, out)
+        _jit_kernel("alpha_dropout_forward_widening_kernel")(rows, *(int(a) for a in args[:4]), *args[4:], target_rows)
+        return _deliver(target, out)
 
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
-        k0, k1, threshold, scale, _, _ = _mask_args(mask, dy.size, dy.dtype)
-        return self._elementwise("alpha_dropout_backward", (dy,), out, k0, k1, threshold, scale)
+        rows, (k0, k1, threshold, row_step, scale, _, _), target_rows, target = self._dropout_operands(dy, mask, out)
+        self._kernels["alpha_dropout_backward", rows.dtype](rows, k0, k1, threshold, row_step, scale, target_rows)
+        return _deliver(target, out)
 
     def bias_selu_dropout_forward(self, z, b, mask: DropoutMask, alpha, lam, out=None):
         _check_rows(z, b)
         dtype = _float_dtype(z, b)
         target = _target(out, z.shape, dtype)
         self._kernels["bias_selu_dropout_forward", dtype](_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype),
-                                                          *_mask_args(mask, z.size, dtype), target)
+                                                          *_mask_args(mask, z.shape, z.shape[1], dtype), target)
         return _deliver(target, out)
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
-        k0, k1, threshold, scale, shift, _ = _mask_args(mask, y.size, y.dtype)
+        if y.ndim != 2:
+            raise ValueError(f"expected (N, D) operands, got shape {y.shape}")
+        k0, k1, threshold, row_step, scale, shift, _ = _mask_args(mask, y.shape, y.shape[1], y.dtype)
         # 1 / scale computed here in y's dtype: in a kernel, `1 / scale` would be float64 and
         # promote the whole float32 loop to float64 (half the vector width plus conversions).
-        scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, scale, shift, y.dtype.type(1 / scale))
+        scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, row_step, scale, shift,
+                   y.dtype.type(1 / scale))
         return self._row_backward("bias_selu_dropout_backward", dy, y, scalars, dz, db)
 
     # ---- loss and optimizer -------------------------------------------------------------

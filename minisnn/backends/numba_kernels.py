@@ -1,7 +1,7 @@
 """The Numba backend's kernels: fused, vectorized loops over C-contiguous arrays.
 
-Elementwise kernels run over flat (n,) arrays, row kernels over (N, D) arrays; numba_backend.py
-validates the operands and hands over contiguous arrays of one float dtype. KERNELS lists the
+Elementwise kernels run over flat (n,) arrays, dropout and row kernels over (rows, d) arrays;
+numba_backend.py validates the operands and hands over contiguous arrays of one float dtype. KERNELS lists the
 kernels every op uses, with their signatures for ahead-of-time compilation (numba_aot.py); the
 `..._parallel`, `..._libm` and `..._widening` kernels are slower ideas kept as named variants.
 
@@ -243,46 +243,66 @@ def selu_backward_kernel(dy, y, lam, lam_alpha, out):
             out[i] = dy[i] * _selu_slope(y[i], lam, lam_alpha)
 
 
+# ---- dropout kernels over (rows, d) arrays: element (r, c) keeps by the hash of index
+# r*row_step + c, so row_step = d gives every element its own decision (its flat C index) and
+# row_step = 0 one decision per column (a per-feature mask).
+
 @_kernel
-def alpha_dropout_forward_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    if _same_data(x, out):
-        for i in range(x.size):
-            x[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
-    else:
-        for i in range(x.size):
-            out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+def alpha_dropout_forward_kernel(x, k0, k1, threshold, row_step, scale, shift, dropped, out):
+    rows, d = x.shape
+    in_place = _same_data(x, out)
+    for r in range(rows):
+        base = np.uint32(r * row_step)
+        if in_place:
+            for c in range(d):
+                kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
+                x[r, c] = scale * x[r, c] + shift if kept else dropped
+        else:
+            for c in range(d):
+                kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
+                out[r, c] = scale * x[r, c] + shift if kept else dropped
 
 
 @_kernel(parallel=True)
-def alpha_dropout_forward_parallel_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
-    for i in prange(x.size):
-        out[i] = scale * x[i] + shift if _kept(np.uint32(i), k0, k1, threshold) else dropped
+def alpha_dropout_forward_parallel_kernel(x, k0, k1, threshold, row_step, scale, shift, dropped, out):
+    rows, d = x.shape
+    for r in prange(rows):
+        base = np.uint32(r * row_step)
+        for c in range(d):
+            kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
+            out[r, c] = scale * x[r, c] + shift if kept else dropped
 
 
 @_kernel
-def alpha_dropout_forward_widening_kernel(x, k0, k1, threshold, scale, shift, dropped, out):
+def alpha_dropout_forward_widening_kernel(x, k0, k1, threshold, row_step, scale, shift, dropped, out):
     # The straight port: Numba's own integer promotion (64-bit multiplies), masked back to 32 bits.
-    for i in range(x.size):
-        h = (i ^ k0) & 0xFFFFFFFF
-        for key in (k1, 0):
-            h ^= h >> 16
-            h = (h * 0x21F0AAAD) & 0xFFFFFFFF
-            h ^= h >> 15
-            h = (h * 0x735A2D97) & 0xFFFFFFFF
-            h ^= h >> 15
-            h ^= key
-        out[i] = scale * x[i] + shift if h < threshold else dropped
+    rows, d = x.shape
+    for r in range(rows):
+        for c in range(d):
+            h = ((r * row_step + c) ^ k0) & 0xFFFFFFFF
+            for key in (k1, 0):
+                h ^= h >> 16
+                h = (h * 0x21F0AAAD) & 0xFFFFFFFF
+                h ^= h >> 15
+                h = (h * 0x735A2D97) & 0xFFFFFFFF
+                h ^= h >> 15
+                h ^= key
+            out[r, c] = scale * x[r, c] + shift if h < threshold else dropped
 
 
 @_kernel
-def alpha_dropout_backward_kernel(dy, k0, k1, threshold, scale, out):
+def alpha_dropout_backward_kernel(dy, k0, k1, threshold, row_step, scale, out):
+    rows, d = dy.shape
     zero = scale - scale
-    if _same_data(dy, out):
-        for i in range(dy.size):
-            dy[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
-    else:
-        for i in range(dy.size):
-            out[i] = scale * dy[i] if _kept(np.uint32(i), k0, k1, threshold) else zero
+    in_place = _same_data(dy, out)
+    for r in range(rows):
+        base = np.uint32(r * row_step)
+        if in_place:
+            for c in range(d):
+                dy[r, c] = scale * dy[r, c] if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
+        else:
+            for c in range(d):
+                out[r, c] = scale * dy[r, c] if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
 
 
 # ---- row kernels over (N, D) arrays ---------------------------------------------------------
@@ -301,11 +321,11 @@ def bias_selu_forward_kernel(z, b, lam, lam_alpha, out):
 
 
 @_kernel
-def bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, scale, shift, dropped, out):
+def bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, row_step, scale, shift, dropped, out):
     n, d = z.shape
     in_place = _same_data(z, out)
     for r in range(n):
-        base = np.uint32(r * d)
+        base = np.uint32(r * row_step)
         if in_place:
             for c in range(d):
                 y = _selu(z[r, c] + b[c], lam, lam_alpha)
@@ -335,14 +355,14 @@ def bias_selu_backward_kernel(dy, y, lam, lam_alpha, dz, db):
 
 
 @_kernel
-def bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, scale, shift, inverse_scale, dz,
-                                       db):
+def bias_selu_dropout_backward_kernel(dy, y, lam, lam_alpha, k0, k1, threshold, row_step, scale, shift,
+                                       inverse_scale, dz, db):
     n, d = y.shape
     zero = scale - scale
     in_place = _same_data(dy, dz)
     db[:] = 0
     for r in range(n):
-        base = np.uint32(r * d)
+        base = np.uint32(r * row_step)
         if in_place:
             for c in range(d):
                 index = np.uint32(base + np.uint32(c))
@@ -434,14 +454,14 @@ def kernels_are_cached() -> bool:
 KERNELS = {
     "selu_forward": (selu_forward_kernel, "void(F[::1], F, F, F[::1])"),
     "selu_backward": (selu_backward_kernel, "void(F[::1], F[::1], F, F, F[::1])"),
-    "alpha_dropout_forward": (alpha_dropout_forward_kernel, "void(F[::1], u4, u4, u4, F, F, F, F[::1])"),
-    "alpha_dropout_backward": (alpha_dropout_backward_kernel, "void(F[::1], u4, u4, u4, F, F[::1])"),
+    "alpha_dropout_forward": (alpha_dropout_forward_kernel, "void(F[:, ::1], u4, u4, u4, u4, F, F, F, F[:, ::1])"),
+    "alpha_dropout_backward": (alpha_dropout_backward_kernel, "void(F[:, ::1], u4, u4, u4, u4, F, F[:, ::1])"),
     "bias_selu_forward": (bias_selu_forward_kernel, "void(F[:, ::1], F[::1], F, F, F[:, ::1])"),
     "bias_selu_dropout_forward": (bias_selu_dropout_forward_kernel,
-                                  "void(F[:, ::1], F[::1], F, F, u4, u4, u4, F, F, F, F[:, ::1])"),
+                                  "void(F[:, ::1], F[::1], F, F, u4, u4, u4, u4, F, F, F, F[:, ::1])"),
     "bias_selu_backward": (bias_selu_backward_kernel, "void(F[:, ::1], F[:, ::1], F, F, F[:, ::1], F[::1])"),
     "bias_selu_dropout_backward": (bias_selu_dropout_backward_kernel,
-                                   "void(F[:, ::1], F[:, ::1], F, F, u4, u4, u4, F, F, F, F[:, ::1], F[::1])"),
+                                   "void(F[:, ::1], F[:, ::1], F, F, u4, u4, u4, u4, F, F, F, F[:, ::1], F[::1])"),
     "column_sum": (column_sum_kernel, "void(F[:, ::1], F[::1])"),
     "softmax_cross_entropy_forward": (softmax_cross_entropy_forward_kernel, "f8(F[:, ::1], i8[::1], F[:, ::1])"),
     "softmax_cross_entropy_backward": (softmax_cross_entropy_backward_kernel, "i8(F[:, ::1], i8[::1], F, F[:, ::1])"),
