@@ -1,5 +1,6 @@
-"""The command line: help, the default train run, checkpoints, resume, and clear errors."""
+"""The command line: help, the default train run, tasks, validation and early stopping, checkpoints, errors."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -7,7 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+from minisnn.checkpoint import load_training_state
 from minisnn.cli import main
+
+SMALL = ["--backend", "numpy", "--depth", "2", "--width", "16"]
 
 
 def test_help_documents_every_command(capsys):
@@ -20,7 +24,8 @@ def test_help_documents_every_command(capsys):
         main(["train", "--help"])
     help_text = capsys.readouterr().out
     for option in ("--data", "--depth", "--width", "--dropout", "--lr", "--momentum", "--backend", "--save",
-                   "--resume", "--schedule", "--activation", "--shape"):
+                   "--resume", "--schedule", "--activation", "--shape", "--validation", "--early-stopping",
+                   "--save-every", "--drop-last", "--threads", "--task", "--optimizer", "--beta1", "--beta2", "--eps"):
         assert option in help_text
 
 
@@ -35,16 +40,74 @@ def test_train_saves_and_resumes(tmp_path, capsys):
             "--metrics-json", str(metrics)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "LinearSELU" in out and "final: train loss" in out and "test accuracy" in out
+    assert "LinearSELU" in out and "final: train loss" in out and "test (2048 samples): loss" in out
     history = json.loads(metrics.read_text())
-    assert [m["epoch"] for m in history] == [1, 2]
-    assert main(["train", "--backend", "numpy", "--resume", str(ckpt), "--epochs", "1", "--quiet"]) == 0
+    assert history["epochs"]["epoch"] == [1, 2] and len(history["epochs"]["train_accuracy"]) == 2
+    assert history["best_epoch"] is None and set(history["test"]) == {"loss", "accuracy", "balanced_accuracy"}
+    assert main(["train", "--backend", "numpy", "--resume", str(ckpt), "--epochs", "1", "--quiet",
+                 "--metrics-json", str(metrics)]) == 0
     assert capsys.readouterr().out.startswith("final:")
+    assert json.loads(metrics.read_text())["epochs"]["epoch"] == [3]
 
 
-def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
-    assert main(["train", "--backend", "numpy", "--dropout", "1.0", "--epochs", "1"]) == 1
-    assert "dropout rate must lie in [0, 1)" in capsys.readouterr().err
+def test_validation_and_early_stopping_restore_the_chosen_epoch(tmp_path, capsys):
+    ckpt, metrics = tmp_path / "m.npz", tmp_path / "metrics.json"
+    assert main(["train", *SMALL, "--lr", "0.2", "--epochs", "40", "--validation", "0.2", "--early-stopping", "3",
+                 "--quiet", "--save", str(ckpt), "--metrics-json", str(metrics)]) == 0
+    out = capsys.readouterr().out
+    history = json.loads(metrics.read_text())
+    epochs = history["epochs"]
+    assert {"val_loss", "val_accuracy", "val_balanced_accuracy"} <= set(epochs)
+    accuracy = np.array(epochs["val_accuracy"])
+    smoothed = [accuracy[max(0, i - 9):i + 1].mean() for i in range(len(accuracy))]  # trailing 10-epoch mean
+    best = int(np.argmax(smoothed)) + 1
+    assert history["best_epoch"] == best and history["stopped_epoch"] == best + 3 == epochs["epoch"][-1]
+    assert f"early stopping: best epoch {best} (10-epoch mean val_accuracy" in out
+    assert f"weights of epoch {best} restored" in out
+    _, _, meta = load_training_state(ckpt)
+    assert meta["best_epoch"] == best and meta["epochs_done"] == best + 3 and meta["validation"] == 0.2
+
+
+def test_save_every_writes_numbered_checkpoints(tmp_path, capsys):
+    assert main(["train", *SMALL, "--epochs", "5", "--quiet", "--save", str(tmp_path / "run-{epoch}.npz"),
+                 "--save-every", "2"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-2.npz", "run-4.npz", "run-5.npz"]
+    assert load_training_state(tmp_path / "run-4.npz")[2]["epochs_done"] == 4
+    assert "checkpoint written to " + str(tmp_path / "run-5.npz") in capsys.readouterr().out
+
+
+def test_optimizers_threads_and_drop_last(tmp_path, monkeypatch, capsys):
+    import minisnn.threads
+
+    calls = []
+    monkeypatch.setattr(minisnn.threads, "set_threads", calls.append)
+    ckpt = tmp_path / "adam.npz"
+    assert main(["train", *SMALL, "--epochs", "1", "--quiet", "--optimizer", "adamw", "--beta1", "0.8", "--eps", "1e-6",
+                 "--threads", "1", "--drop-last", "--batch-size", "3000", "--save", str(ckpt)]) == 0
+    _, optimizer, _ = load_training_state(ckpt)
+    assert optimizer.config()["kind"] == "adamw" and optimizer.beta1 == 0.8 and optimizer.eps == 1e-6
+    assert optimizer.lr == 0.001 and optimizer.weight_decay == 0.01 and calls == [1]
+    assert optimizer.step_count == 2  # 8192 samples: two batches of 3000, the last 2192 dropped
+    capsys.readouterr()
+    assert main(["train", *SMALL, "--epochs", "1", "--optimizer", "adam", "--momentum", "0.5"]) == 1
+    assert "--momentum cannot be used with --optimizer adam" in capsys.readouterr().err
+    assert main(["train", *SMALL, "--epochs", "1", "--beta2", "0.9"]) == 1
+    assert "--beta2 cannot be used with --optimizer sgd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dropout", "1.0"], "dropout rate must lie in [0, 1)"),
+    (["--early-stopping"], "--early-stopping needs --validation"),
+    (["--save-every", "2"], "--save-every N needs --save PATH"),
+    (["--validation", "1.5"], "--holdout and --validation must lie in [0, 1)"),
+    (["--task", "regression"], "--task regression reads tox21 or an .npz file"),
+])
+def test_errors_are_reported_without_a_traceback(args, message, capsys):
+    assert main(["train", "--backend", "numpy", "--epochs", "1", *args]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_checkpoint_is_named(tmp_path, capsys):
     assert main(["train", "--backend", "numpy", "--resume", str(tmp_path / "none.npz")]) == 1
     assert "no such checkpoint file" in capsys.readouterr().err
 
@@ -65,14 +128,66 @@ def _write_csv(path, rows=120, seed=0):
 def test_train_and_evaluate_on_a_csv_file(tmp_path, capsys):
     csv, ckpt, preds = tmp_path / "toy.csv", tmp_path / "toy.npz", tmp_path / "preds.csv"
     _write_csv(csv)
-    assert main(["train", "--backend", "numpy", "--data", str(csv), "--label-column", "label", "--depth", "2",
-                 "--width", "16", "--epochs", "3", "--save", str(ckpt)]) == 0
+    assert main(["train", *SMALL, "--data", str(csv), "--label-column", "label", "--epochs", "3",
+                 "--validation", "0.2", "--save", str(ckpt)]) == 0
     out = capsys.readouterr().out
-    assert "102 training samples, 3 features, 2 classes, 18 test samples" in out  # 15% stratified holdout
+    # 15% stratified test holdout, then 20% of the rest for validation
+    assert "82 training samples, 3 features, task classification (2 outputs), 20 validation samples, 18 test" in out
+    test_line = next(line for line in out.splitlines() if line.startswith("test (18 samples)"))
     assert main(["evaluate", str(ckpt), "--data", str(csv), "--predictions", str(preds)]) == 0
-    assert "test split (18 samples)" in capsys.readouterr().out
+    evaluated = capsys.readouterr().out
+    assert "test split (18 samples): loss" in evaluated and "roc_auc" in evaluated
+    assert test_line.split(": ", 1)[1] in evaluated  # the same metrics as at the end of training
     table = np.loadtxt(preds, delimiter=",", skiprows=1)
     assert table.shape == (18, 3) and np.allclose(table[:, 1:].sum(1), 1, atol=1e-5)
+
+
+def test_multitask_and_regression_from_npz_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 4))
+    labels = (x[:, :3] > 0).astype(float)
+    labels[rng.random(labels.shape) < 0.3] = np.nan  # missing labels
+    np.savez(tmp_path / "multi.npz", x=x, y=labels)
+    np.savez(tmp_path / "reg.npz", x=x, y=x @ [1.0, -1.0, 0.5, 0.0])  # y (N,): one output
+    ckpt, preds = tmp_path / "multi-model.npz", tmp_path / "multi.csv"
+    assert main(["train", *SMALL, "--data", str(tmp_path / "multi.npz"), "--task", "multitask", "--epochs", "3",
+                 "--validation", "0.2", "--early-stopping", "--save", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "task multitask (3 outputs)" in out and "10-epoch mean val_roc_auc" in out and "roc_auc_2" in out
+    assert main(["evaluate", str(ckpt), "--data", str(tmp_path / "multi.npz"), "--predictions", str(preds)]) == 0
+    assert "test split (30 samples): loss" in capsys.readouterr().out
+    assert open(preds).readline().strip() == "p_0,p_1,p_2" and np.loadtxt(preds, delimiter=",", skiprows=1).shape == (30, 3)
+    ckpt = tmp_path / "reg-model.npz"
+    assert main(["train", *SMALL, "--data", str(tmp_path / "reg.npz"), "--task", "regression", "--epochs", "3",
+                 "--quiet", "--save", str(ckpt)]) == 0
+    assert "test (30 samples): loss" in capsys.readouterr().out
+    assert main(["evaluate", str(ckpt), "--data", str(tmp_path / "reg.npz")]) == 0
+    assert "rmse" in capsys.readouterr().out
+
+
+def _write_gz(path, text):
+    with gzip.open(path, "wt") as handle:
+        handle.write(text)
+
+
+def test_tox21_trains_all_tasks_with_missing_labels_by_default(tmp_path, capsys):
+    folder = tmp_path / "tox21"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 60), ("test", 20)):
+        x = rng.standard_normal((n, 3))
+        ids = [f"C{split}{i}" for i in range(n)]
+        _write_gz(folder / f"tox21_dense_{split}.csv.gz",
+                  ",a,b,c\n" + "".join(f"{i},{r[0]},{r[1]},{r[2]}\n" for i, r in zip(ids, x)))
+        cells = [["" if rng.random() < 0.3 else str(int(v > 0)) for v in row[:2]] for row in x]
+        _write_gz(folder / f"tox21_labels_{split}.csv.gz",
+                  ",NR-AR,SR-MMP\n" + "".join(f"{i},{c[0]},{c[1]}\n" for i, c in zip(ids, cells)))
+    assert main(["train", *SMALL, "--data", "tox21", "--data-root", str(tmp_path), "--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "data tox21: 60 training samples, 3 features, task multitask (2 outputs), 20 test samples" in out
+    assert "roc_auc_NR-AR" in out and "roc_auc_SR-MMP" in out
+    assert main(["train", *SMALL, "--data", "tox21:SR-MMP", "--data-root", str(tmp_path), "--epochs", "1"]) == 0
+    assert "task classification (2 outputs)" in capsys.readouterr().out
 
 
 def test_bad_csv_cell_is_reported_with_file_and_line(tmp_path, capsys):
