@@ -68,7 +68,8 @@ class SigmoidBinaryCrossEntropy(Loss):
 
     loss = sum(mask * (max(z, 0) - z*t + log1p(exp(-|z|)))) / sum(mask) with targets t in [0, 1];
     mask (N, T) holds 1 where a label is present and 0 where it is missing (as in Tox21), so a
-    missing label adds nothing; None means every label is present.
+    missing label adds nothing; None means every label is present. A batch without any present
+    label has loss 0 and a zero gradient.
     """
 
     def forward(self, logits, targets, mask=None):
@@ -78,11 +79,10 @@ class SigmoidBinaryCrossEntropy(Loss):
         else:
             mask = self._as_float(logits, mask, "mask")
             count = float(self.backend.to_numpy(self.backend.column_sum(mask)).sum())  # labels present
-        if count == 0:
-            raise ValueError("SigmoidBinaryCrossEntropy: the mask marks no label as present")
+        scale = 1.0 / count if count else 0.0
         loss = self.backend.sigmoid_cross_entropy_forward(logits, targets, mask)
-        loss *= 1.0 / count
-        self._cache = (logits, targets, mask, 1.0 / count)
+        loss *= scale
+        self._cache = (logits, targets, mask, scale)
         return loss
 
     def backward(self):

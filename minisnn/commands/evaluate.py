@@ -39,7 +39,7 @@ def prediction_table(task, model, x: np.ndarray) -> tuple[np.ndarray, str, list[
                 "predicted," + ",".join(f"p{c}" for c in range(proba.shape[1])), ["%d"] + ["%.6g"] * proba.shape[1])
     outputs = model.logits(x).astype(np.float64)  # (N, T)
     if isinstance(task, MultiTaskBinaryTask):
-        return 1.0 / (1.0 + np.exp(-outputs)), ",".join(f"p_{name}" for name in task.task_names), ["%.6g"] * task.n_tasks
+        return np.exp(-np.logaddexp(0.0, -outputs)), ",".join(f"p_{name}" for name in task.task_names), ["%.6g"] * task.n_tasks
     return outputs, ",".join(f"y{j}" for j in range(outputs.shape[1])), ["%.6g"] * outputs.shape[1]
 
 
