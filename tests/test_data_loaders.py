@@ -148,6 +148,8 @@ def test_dataset_validation_and_splits():
         ArrayDataset(np.zeros((3, 2)), np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match="targets must be numeric"):
         ArrayDataset(np.zeros((2, 2)), np.array([["a"], ["b"]]))
+    with pytest.raises(ValueError, match="targets must be numeric"):
+        ArrayDataset(np.zeros((2, 2)), np.array(["a", "b"]))
     with pytest.raises(ValueError, match="integers"):
         ArrayDataset(np.zeros((2, 2)), np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match="batch_size"):

@@ -30,10 +30,10 @@ class ArrayDataset:
         x, y = np.asarray(x), np.asarray(y)
         if x.ndim != 2 or y.ndim not in (1, 2) or x.shape[0] != y.shape[0] or x.shape[0] == 0:
             raise ValueError(f"need x (N, D) and y (N,) or (N, T) with N >= 1, got x {x.shape} and y {y.shape}")
-        if y.ndim == 1 and y.dtype.kind not in "iu" and not np.array_equal(y, np.round(y)):
-            raise ValueError(f"labels y (N,) must be integers, got dtype {y.dtype}")
         if y.dtype.kind not in "biuf":
             raise ValueError(f"targets must be numeric, got dtype {y.dtype}")
+        if y.ndim == 1 and y.dtype.kind not in "iu" and not np.array_equal(y, np.round(y)):
+            raise ValueError(f"labels y (N,) must be integers, got dtype {y.dtype}")
         self.x = x  # (N, D)
         self.y = y.astype(np.int64) if y.ndim == 1 else y  # (N,) labels or (N, T) targets
 
