@@ -1,16 +1,18 @@
 // softmax_cross_entropy.cu: softmax cross-entropy over C classes for integer labels (T = float or
 // double).
-// logits and probs are C-contiguous (n, c); labels are int64 (n,). A label outside [0, c) makes
-// that row's loss NaN in the forward and leaves its row without the one-hot term in the backward
-// (the kernels never index out of bounds; the training loop validates labels on load).
+// logits and probs are C-contiguous (n, c); labels are int64 (n,). A label outside [0, c) lowers
+// *first_bad_row (the host sets it to n before the launch) to its row with atomicMin, so the
+// host can raise an error naming the first bad row; that row's results are meaningless (its loss
+// is NaN, its gradient lacks the one-hot term), and no kernel indexes out of bounds.
 //
-//   softmax_cross_entropy_forward<T>(logits, labels, probs, row_loss, n, c)
+//   softmax_cross_entropy_forward<T>(logits, labels, probs, row_loss, first_bad_row, n, c)
 //       One block of ROW_BLOCK threads per row (grid-stride over rows): the row max, then
-//       e = exp(logit - max) and their sum, both reduced in shared memory; probs = e / sum and
-//       row_loss = log(sum) - (logit[label] - max), as in NumPy's log-sum-exp. probs may alias logits.
+//       e = exp(logit - max) (expf / exp, accurate in relative terms for small probabilities) and
+//       their sum, both reduced in shared memory; probs = e / sum and row_loss = log(sum) -
+//       (logit[label] - max), as in NumPy's log-sum-exp. probs may alias logits.
 //   softmax_cross_entropy_forward_mean<T>(x, n, out)
 //       out[0] = sum(x) / n with a single block of REDUCE_BLOCK threads (fixed order, deterministic).
-//   softmax_cross_entropy_backward<T>(probs, labels, dlogits, n, c, inv_n)
+//   softmax_cross_entropy_backward<T>(probs, labels, dlogits, first_bad_row, n, c, inv_n)
 //       dlogits = (probs - onehot(labels)) * inv_n, grid-stride over the n*c elements; may alias probs.
 #include "common.cuh"
 
@@ -35,7 +37,7 @@ __device__ __forceinline__ T block_reduce(T value, T* scratch)
 
 template <typename T>
 __global__ void softmax_cross_entropy_forward(const T* logits, const long long* labels, T* probs, T* row_loss,
-                                              long long n, int c)
+                                              long long* first_bad_row, long long n, int c)
 {
     __shared__ T scratch[ROW_BLOCK];
     for (long long row = blockIdx.x; row < n; row += gridDim.x) {
@@ -62,6 +64,9 @@ __global__ void softmax_cross_entropy_forward(const T* logits, const long long* 
         }
         if (threadIdx.x == 0) {
             row_loss[row] = label_ok ? log_t(total) - label_shifted : quiet_nan_t<T>();
+            if (!label_ok) {
+                atomicMin(first_bad_row, row);
+            }
         }
     }
 }
@@ -81,15 +86,19 @@ __global__ void softmax_cross_entropy_forward_mean(const T* x, long long n, T* o
 }
 
 template <typename T>
-__global__ void softmax_cross_entropy_backward(const T* probs, const long long* labels, T* dlogits, long long n,
-                                               int c, T inv_n)
+__global__ void softmax_cross_entropy_backward(const T* probs, const long long* labels, T* dlogits,
+                                               long long* first_bad_row, long long n, int c, T inv_n)
 {
     const long long total = n * c;
     const long long stride = (long long)gridDim.x * blockDim.x;
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const long long row = i / c;
         const int col = (int)(i - row * c);
-        const T onehot = labels[row] == col ? T(1) : T(0);
+        const long long label = labels[row];
+        if (col == 0 && (label < 0 || label >= c)) {
+            atomicMin(first_bad_row, row);
+        }
+        const T onehot = label == col ? T(1) : T(0);
         dlogits[i] = (probs[i] - onehot) * inv_n;
     }
 }

@@ -334,6 +334,22 @@ class CupyBackend(Backend):
             raise ValueError(f"labels must have shape ({n},) to match the logits, got {labels.shape}")
         return cp.ascontiguousarray(labels, dtype=cp.int64)
 
+    @staticmethod
+    def _first_bad_row(n: int):
+        """The (1,) int64 buffer where the softmax kernels record the first row with a bad label (n: none)."""
+        first_bad_row = cp.empty((1,), dtype=cp.int64)
+        first_bad_row.fill(n)
+        return first_bad_row
+
+    @staticmethod
+    def _raise_on_bad_label(first_bad_row, labels, n: int, c: int) -> None:
+        """ValueError naming the first row whose label is outside [0, c). The kernels flag it while
+        they read the labels anyway, so the check costs a fill and one 8-byte copy to the host (which
+        waits for the kernels), not a pass over the labels."""
+        row = int(first_bad_row[0])
+        if row < n:
+            raise ValueError(f"label {int(labels[row])} in row {row} is outside [0, {c})")
+
     def softmax_cross_entropy_forward(self, logits, labels, probs=None):
         logits = self._matrix(self._input(logits, name="logits"), "logits")  # (N, C)
         n, c = logits.shape
@@ -342,10 +358,12 @@ class CupyBackend(Backend):
         row_loss = cp.empty(n, dtype=logits.dtype)  # (N,)
         loss = cp.empty((), dtype=logits.dtype)
         if n > 0:
-            block = _SHAPES["ROW_BLOCK"]
+            block, first_bad_row = _SHAPES["ROW_BLOCK"], self._first_bad_row(n)
             self._kernel("softmax_cross_entropy", "softmax_cross_entropy_forward", logits.dtype)(
-                (self._grid(n, 1, block),), (block,), (logits, labels, probs, row_loss, np.int64(n), np.int32(c))
+                (self._grid(n, 1, block),), (block,),
+                (logits, labels, probs, row_loss, first_bad_row, np.int64(n), np.int32(c)),
             )
+            self._raise_on_bad_label(first_bad_row, labels, n, c)
         self._kernel("softmax_cross_entropy", "softmax_cross_entropy_forward_mean", logits.dtype)(
             (1,), (_SHAPES["REDUCE_BLOCK"],), (row_loss, np.int64(n), loss)
         )
@@ -357,8 +375,10 @@ class CupyBackend(Backend):
         labels = self._labels(labels, n)  # (N,) int64
         out = self._output(out, probs.shape, probs.dtype)  # (N, C)
         if n > 0:
-            args = (probs, labels, out, np.int64(n), np.int32(c), probs.dtype.type(1.0 / n))
+            first_bad_row = self._first_bad_row(n)
+            args = (probs, labels, out, first_bad_row, np.int64(n), np.int32(c), probs.dtype.type(1.0 / n))
             self._elementwise("softmax_cross_entropy", "softmax_cross_entropy_backward", probs.size, probs.dtype, args)
+            self._raise_on_bad_label(first_bad_row, labels, n, c)
         return out
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):

@@ -43,7 +43,8 @@ What it cannot tell you
       cupyx.profiler.benchmark only reports the emulator's wall-clock times.
     - Warps: there is no lockstep execution, no warp shuffles or votes (the kernels use none),
       no coalescing, no bank conflicts, no occupancy or register limits, no __launch_bounds__
-      check. Threads waiting at different __syncthreads() calls count as one barrier. Races
+      check. Atomics (atomicMin) are plain read-modify-writes, correct because fibers never
+      interleave between barriers; contention on them is never exercised. Threads waiting at different __syncthreads() calls count as one barrier. Races
       that happen to be harmless in thread-index order, and reads of shared memory before the
       first write in a block (the emulator's shared memory keeps the previous block's values
       where a GPU holds garbage), go unnoticed.

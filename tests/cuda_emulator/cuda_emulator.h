@@ -67,6 +67,23 @@ inline double __longlong_as_double(long long bits)
     return value;
 }
 
+// Atomics: the fibers of a launch run one at a time and switch only at __syncthreads(), so a plain
+// read-modify-write is atomic here. CUDA's overloads for the integer types the kernels use.
+template <typename T>
+inline T emulated_atomic_min(T* address, T value)
+{
+    const T old = *address;
+    *address = value < old ? value : old;
+    return old;
+}
+inline int atomicMin(int* address, int value) { return emulated_atomic_min(address, value); }
+inline unsigned int atomicMin(unsigned int* address, unsigned int value) { return emulated_atomic_min(address, value); }
+inline long long atomicMin(long long* address, long long value) { return emulated_atomic_min(address, value); }
+inline unsigned long long atomicMin(unsigned long long* address, unsigned long long value)
+{
+    return emulated_atomic_min(address, value);
+}
+
 namespace cuda_emulator {
 
 // What a launch returns to Python (cupy/_raw_module.py turns each failure into an exception).
