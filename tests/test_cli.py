@@ -165,6 +165,18 @@ def test_multitask_and_regression_from_npz_files(tmp_path, capsys):
     assert "rmse" in capsys.readouterr().out
 
 
+def test_bad_npz_targets_are_named(tmp_path, capsys):
+    x = np.zeros((20, 2))
+    np.savez(tmp_path / "nolabels.npz", x=x)
+    np.savez(tmp_path / "twos.npz", x=x, y=np.full((20, 2), 2.0))
+    np.savez(tmp_path / "text.npz", x=x.astype(str), y=np.zeros(20))
+    for name, task, message in [("nolabels", "regression", "needs arrays 'x' and 'y'"),
+                                ("twos", "multitask", "training data: target 2.0 at row 0, task 0 is not 0, 1 or NaN"),
+                                ("text", "regression", "features must be numeric")]:
+        assert main(["train", *SMALL, "--data", str(tmp_path / f"{name}.npz"), "--task", task, "--epochs", "1"]) == 1
+        assert message in capsys.readouterr().err
+
+
 def _write_gz(path, text):
     with gzip.open(path, "wt") as handle:
         handle.write(text)

@@ -156,9 +156,11 @@ def _read_target_npz(path: Path, label_column: str | None) -> tuple[np.ndarray, 
     x_test, y_test = arrays.get("x_test"), arrays.get("y_test")
     if (x_test is None) != (y_test is None):
         raise DataError(path, "x_test and y_test go together")
-    columns = [y if y is None or y.ndim != 1 else y[:, None] for y in (arrays[y_key], y_test)]
-    return arrays[f"x{split}"].astype(np.float64), columns[0], \
-        None if x_test is None else x_test.astype(np.float64), columns[1]
+
+    def as_columns(y: np.ndarray | None) -> np.ndarray | None:
+        return y[:, None] if y is not None and y.ndim == 1 else y
+
+    return arrays[f"x{split}"], as_columns(arrays[y_key]), x_test, as_columns(y_test)
 
 
 def _split(task: Task, y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -254,6 +256,9 @@ def run_train(args) -> int:
     if args.validation > 0:
         keep, held = _split(data.task, y_train, args.validation, args.seed)
         x_train, y_train, validation = x_train[keep], y_train[keep], (x_train[held], y_train[held])
+    data.task.check(data.x_train, data.y_train, "training data")  # before standardizing
+    if data.x_test is not None:
+        data.task.check(data.x_test, data.y_test, "test data")
     meta = {"data": data.name, "seed": args.seed, "holdout": args.holdout, "validation": args.validation,
             "task": data.task.config()}
     x_test = data.x_test
