@@ -1,6 +1,17 @@
-"""Shared test settings: tolerances per dtype and the awkward shapes every op is checked on."""
+"""Shared test settings: the one tolerance table, the comparison every backend test uses, fixtures.
+
+A backend op computed in float32 or float64 is compared with minisnn.reference computed in
+float64 on the same (already rounded) inputs. The allowed error of an element is
+
+    atol + (rtol + terms * per_term) * magnitude
+
+where magnitude is |expected| for elementwise results and, for results that add up `terms`
+rounded numbers, the sum of their magnitudes (sum |x| for a column sum, |A| @ |B| for a matmul):
+the classic bound for a sum of n terms in any order is about n * eps * sum |terms|.
+"""
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -10,15 +21,71 @@ import pytest
 REQUIRE_COMPILED_ENV = "MINISNN_REQUIRE_COMPILED_KERNELS"
 
 # Shapes that are not multiples of any vector width or block size, plus a single element.
-AWKWARD_SHAPES = [(1, 1), (1, 31), (3, 1003), (257, 129), (64, 256)]
-
-TOLERANCES = {np.dtype("float32"): {"rtol": 2e-5, "atol": 2e-6}, np.dtype("float64"): {"rtol": 1e-12, "atol": 1e-13}}
+AWKWARD_SHAPES = [(1, 1), (1, 31), (3, 1003), (257, 129)]
 
 
-def assert_close(actual, expected, dtype) -> None:
-    """Elementwise |actual - expected| <= atol + rtol*|expected| for the dtype's tolerances."""
-    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64),
-                               **TOLERANCES[np.dtype(dtype)])
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float  # relative to the magnitude of the result
+    atol: float  # absolute, for results near zero (cancellation, float32 subnormals)
+    per_term: float = 0.0  # added to rtol for each term of a sum (rounding grows with N)
+
+    def bound(self, magnitude, terms: int = 1):
+        return self.atol + (self.rtol + terms * self.per_term) * np.asarray(magnitude, np.float64)
+
+
+_EPS32, _EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
+_TINY32, _TINY64 = float(np.finfo(np.float32).tiny), float(np.finfo(np.float64).tiny)
+
+# dtype -> op class -> Tolerance: the only tolerances the backend tests use.
+# elementwise: 8 ulp of the magnitude (the Numba exp polynomial is within 4 ulp; lam*alpha, scale
+#   and shift are rounded to the dtype once); where an op adds an inexact intermediate to another
+#   term (y + lam*alpha, 1 - y*y, scale*x + shift) the case passes the terms' magnitude.
+# sum: column sums, bias gradients, summed losses: n*eps relative to sum |terms|.
+# matmul: the classic bound |C - AB| <= k*eps*(|A| @ |B|), with a factor 2 for blocked orders.
+# loss: softmax cross-entropy, a log-sum-exp per row (error ~C*eps) averaged over N rows; the
+#   probabilities, divided by a sum of C terms.
+# atol: the smallest normal number; below it results are subnormal and lose relative precision.
+TOLERANCE_TABLE = {
+    np.dtype("float32"): {
+        "elementwise": Tolerance(rtol=8 * _EPS32, atol=_TINY32),
+        "sum": Tolerance(rtol=8 * _EPS32, atol=_TINY32, per_term=_EPS32),
+        "matmul": Tolerance(rtol=0.0, atol=_TINY32, per_term=2 * _EPS32),
+        "loss": Tolerance(rtol=8 * _EPS32, atol=_TINY32, per_term=2 * _EPS32),
+    },
+    np.dtype("float64"): {
+        "elementwise": Tolerance(rtol=8 * _EPS64, atol=_TINY64),
+        "sum": Tolerance(rtol=8 * _EPS64, atol=_TINY64, per_term=_EPS64),
+        "matmul": Tolerance(rtol=0.0, atol=_TINY64, per_term=2 * _EPS64),
+        "loss": Tolerance(rtol=8 * _EPS64, atol=_TINY64, per_term=2 * _EPS64),
+    },
+}
+# The elementwise row in the older {"rtol", "atol"} form (tests/test_numba_backend.py reads it).
+TOLERANCES = {dtype: {"rtol": row["elementwise"].rtol, "atol": row["elementwise"].atol}
+              for dtype, row in TOLERANCE_TABLE.items()}
+
+
+def assert_close(actual, expected, dtype, kind: str = "elementwise", magnitude=None, terms: int = 1,
+                 what: str = "") -> None:
+    """|actual - expected| within TOLERANCE_TABLE[dtype][kind] of every element; NaNs and
+    infinities must match exactly. magnitude defaults to |expected| (elementwise results)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    special = ~np.isfinite(expected)
+    assert np.array_equal(actual[special], expected[special], equal_nan=True), (
+        f"{what}: NaN/inf mismatch: got {actual[special][:5]}, expected {expected[special][:5]}")
+    assert np.isfinite(actual[~special]).all(), f"{what}: non-finite values where the reference is finite"
+    bound = TOLERANCE_TABLE[np.dtype(dtype)][kind].bound(np.abs(expected) if magnitude is None else magnitude, terms)
+    bound = np.broadcast_to(bound, expected.shape)
+    error = np.abs(actual - expected)
+    bad = (error > bound) & ~special
+    if bad.any():
+        index = np.unravel_index(np.argmax(np.where(~special, error / bound, 0)), expected.shape) if expected.ndim else ()
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {expected.size} elements outside the {np.dtype(dtype).name} {kind} tolerance; "
+            f"worst at {index}: got {actual[index]!r}, expected {expected[index]!r}, error {error[index]:.3g} > "
+            f"bound {bound[index]:.3g}")
 
 
 @pytest.fixture(params=["float32", "float64"])

@@ -1,0 +1,185 @@
+"""The backend harness: every op in OPS, on every backend and variant, against minisnn.reference.
+
+Parametrized over backend x op case x variant x dtype x awkward shape (tests/backend_cases.py
+holds the case table, conftest.py the one tolerance table). Backends:
+- "numpy": the default bodies themselves;
+- "numba-jit": every op the Numba backend overrides, and every variant, on jitted kernels;
+- "numba-compiled": the compiled kernels, compared with the jitted ones bit for bit, once per op
+  (so the whole sweep does not run twice); skipped where they cannot be built, failed then
+  with MINISNN_REQUIRE_COMPILED_KERNELS=1;
+- "cupy" (marked gpu): on a real GPU every op; under the CUDA emulator (run in a child process
+  by test_cupy_cases_pass_on_the_cuda_emulator) the ops the CuPy backend has kernels for.
+"""
+
+import functools
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backend_cases as bc
+from conftest import compiled_numba_backend
+from minisnn.backends import BackendUnavailable, get_backend
+from minisnn.backends.base import OPS
+
+ROOT = Path(__file__).resolve().parents[1]
+DTYPES = ("float32", "float64")
+BACKENDS = ("numpy", "numba-jit", "cupy")
+# Under the CUDA emulator every CUDA thread is a fiber on the CPU: the hand-written SGEMMs get
+# smaller shapes there (the other kernels run every case shape in a few seconds).
+EMULATED_MATMUL_SHAPES = [(1, 1, 1), (1, 31, 7), (3, 1003, 5), (67, 33, 17), (5, 0, 3)]
+
+class Unavailable(Exception):
+    """A backend that cannot run here; the message says why."""
+
+
+@functools.cache
+def backend(name: str, dtype: str):
+    """The backend object `name` for `dtype` (one per process), or Unavailable saying why not."""
+    if name == "numpy":
+        return get_backend("numpy", dtype=dtype)
+    try:
+        if name == "numba-jit":
+            from minisnn.backends.numba_backend import NumbaBackend
+
+            return NumbaBackend(dtype=dtype, kernels="jit")
+        if name == "cupy":
+            from minisnn.backends.cupy_backend import CupyBackend
+
+            return CupyBackend(dtype=dtype)
+    except (ImportError, BackendUnavailable) as exc:
+        raise Unavailable(f"{name}: {exc}") from exc
+    raise ValueError(f"unknown backend {name!r}")
+
+
+def backend_or_skip(name: str, dtype: str):
+    try:
+        return backend(name, dtype)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def case_shapes(be, case):
+    return EMULATED_MATMUL_SHAPES if bc.is_emulated(be) and case.op == "matmul" else case.shapes
+
+
+def _marks(name):
+    return [pytest.mark.gpu] if name == "cupy" else []
+
+
+def _params(per_shape: bool):
+    """pytest params (backend, case, variant, dtype[, shape]) for every backend that can run here;
+    one skipped placeholder for a backend that cannot."""
+    params = []
+    for name in BACKENDS:
+        try:
+            be = backend(name, "float32")
+        except Unavailable as exc:
+            params.append(pytest.param(name, None, None, None, *([None] if per_shape else []), id=f"{name}-unavailable",
+                                       marks=[*_marks(name), pytest.mark.skip(reason=str(exc))]))
+            continue
+        for op, variant in bc.tested_variants(be):
+            for case in bc.CASES[op]:
+                for dtype in DTYPES:
+                    shapes = case_shapes(be, case) if per_shape else [None]
+                    for shape in shapes:
+                        extra = [shape] if per_shape else []
+                        shape_id = "-" + "x".join(map(str, shape)) if per_shape else ""
+                        params.append(pytest.param(name, case, variant, dtype, *extra, marks=_marks(name),
+                                                   id=f"{name}-{case.id}-{variant}-{dtype}{shape_id}"))
+    return params
+
+
+def test_every_op_has_a_case_and_every_case_an_op():
+    assert set(bc.CASES) == set(OPS), f"ops without a case: {sorted(set(OPS) - set(bc.CASES))}; " \
+                                      f"cases of unknown ops: {sorted(set(bc.CASES) - set(OPS))}"
+
+
+@pytest.mark.parametrize("backend_name, case, variant, dtype, shape", _params(per_shape=True))
+def test_op_matches_the_reference(backend_name, case, variant, dtype, shape):
+    be = backend_or_skip(backend_name, dtype)
+    bc.run_case(be, be.variants(case.op)[variant], case, shape)
+
+
+@pytest.mark.parametrize("backend_name, case, variant, dtype",
+                         [p for p in _params(per_shape=False) if p.values[1] is None
+                          or p.values[1].out_args or p.values[1].alias or p.values[1].in_place])
+def test_out_buffers_are_returned_and_allowed_aliasing_changes_nothing(backend_name, case, variant, dtype):
+    be = backend_or_skip(backend_name, dtype)
+    bc.run_out_and_alias(be, be.variants(case.op)[variant], case, case_shapes(be, case)[2])
+
+
+LABEL_OPS = ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward")
+
+
+@pytest.mark.parametrize("backend_name, op", [pytest.param(name, op, marks=_marks(name))
+                                              for name in BACKENDS for op in LABEL_OPS])
+@pytest.mark.parametrize("bad", [-1, 4])
+def test_labels_outside_the_classes_raise_naming_the_row(backend_name, op, bad):
+    be = backend_or_skip(backend_name, "float32")
+    logits = be.asarray(np.zeros((5, 4), np.float32))
+    labels = be.asarray(np.array([0, 1, bad, 3, 2]))
+    for variant, fn in be.variants(op).items():
+        with pytest.raises(ValueError, match=f"label {bad} in row 2 "):
+            fn(logits, labels)
+
+
+# ---- compiled Numba kernels: the jitted ones, bit for bit ----------------------------------------
+
+def _numba_ops():
+    try:
+        be = backend("numba-jit", "float32")
+    except Unavailable:
+        return [pytest.param(None, marks=pytest.mark.skip(reason="Numba is not installed"))]
+    return sorted({op for op, _ in bc.tested_variants(be)})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", _numba_ops())
+def test_compiled_numba_kernels_equal_the_jitted_ones_bit_for_bit(op, dtype):
+    """The jitted kernels are checked against the reference above; the compiled ones must give
+    the same bits on every case, shape and layout."""
+    compiled, jitted = compiled_numba_backend(dtype), backend("numba-jit", dtype)
+    assert compiled.kernel_source.startswith("compiled")
+    for variant, jit_fn in jitted.variants(op).items():
+        compiled_fn = compiled.variants(op)[variant]
+        for case in bc.CASES[op]:
+            for shape in case.shapes:
+                args = case.make(bc.case_rng(case, shape), shape, np.dtype(dtype))
+                for layout in bc.LAYOUTS:
+                    results = []
+                    for fn in (compiled_fn, jit_fn):
+                        device = {k: bc.to_backend(jitted, v, "contiguous" if k in case.in_place else layout)
+                                  for k, v in args.items()}
+                        results.append(bc.collect(case, fn(**device), device))
+                    for name in results[0]:
+                        assert np.array_equal(results[0][name], results[1][name], equal_nan=True), (
+                            f"{op} {variant} {case.id} {shape} {layout}: compiled and jitted {name} differ")
+
+
+# ---- CuPy kernels on the CUDA emulator ------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("g++") is None or not sys.platform.startswith("linux"),
+                    reason="the CUDA emulator needs Linux and g++")
+def test_cupy_cases_pass_on_the_cuda_emulator():
+    """The gpu-marked tests of this file in a child process whose `import cupy` is the CPU emulator."""
+    import cuda_emulator
+    from cuda_emulator import build
+
+    from minisnn import kernel_sources
+
+    build.build_all([(kernel_sources.load_source(stem), kernel_sources.name_expressions(stem))
+                     for stem in kernel_sources.KERNELS])
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "--capture=sys",
+               "-x", "tests/test_ops.py"]
+    result = subprocess.run(command, cwd=ROOT, env=cuda_emulator.environment(), capture_output=True, text=True,
+                            timeout=600, check=False)
+    tail = (result.stdout + result.stderr)[-6000:]
+    assert result.returncode == 0, tail
+    last_line = result.stdout.strip().splitlines()[-1]
+    counts = {outcome: int(count) for count, outcome in re.findall(r"(\d+) (\w+)", last_line)}
+    assert counts.get("passed", 0) > 300 and set(counts) <= {"passed", "deselected"}, tail
