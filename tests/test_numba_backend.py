@@ -338,6 +338,35 @@ def test_sgd_update_matches_reference(be, rng, dtype, shape, momentum, weight_de
         assert_close(v, expected_velocity, dtype, magnitude=v_terms if momentum else None, what=name)
 
 
+def adam_terms(param, grad, m, expected_v, lr, weight_decay, step, decoupled, beta1=0.9, beta2=0.999, eps=1e-8):
+    """|terms| of Adam's param and m: param*(1 - lr*wd) - lr/c1 * m / (sqrt(v)/sqrt(c2) + eps)."""
+    g = np.abs(grad) + (0.0 if decoupled else weight_decay * np.abs(param))
+    m_terms = beta1 * np.abs(m) + (1 - beta1) * g
+    decayed = np.abs(param) * (1 - lr * weight_decay if decoupled else 1.0)
+    denominator = np.sqrt(expected_v) / np.sqrt(1 - beta2 ** step) + eps
+    return decayed + lr / (1 - beta1 ** step) * m_terms / denominator, m_terms
+
+
+@pytest.mark.parametrize("weight_decay, decoupled", [(0.0, False), (1e-2, False), (1e-2, True)])  # Adam, L2, AdamW
+@pytest.mark.parametrize("step", [1, 3, 1000])
+@pytest.mark.parametrize("shape", [(1,), (1003,), (31, 129)])
+def test_adam_update_matches_reference(be, rng, dtype, shape, step, weight_decay, decoupled):
+    param, grad, m = (make(rng, shape, dtype, scale=1.0) for _ in range(3))
+    v = (0.01 * rng.random(shape)).astype(dtype)
+    expected_param, expected_m, expected_v = (a.astype(np.float64) for a in (param, m, v))  # copies
+    ref.adam_update(expected_param, *f64(grad), expected_m, expected_v, 0.01, 0.9, 0.999, 1e-8, weight_decay, step,
+                    decoupled)
+    param_terms, m_terms = adam_terms(param, grad, m, expected_v, 0.01, weight_decay, step, decoupled)
+    grad_before = grad.copy()
+    for name, fn in variants_of(be, "adam_update"):
+        p, m_state, v_state = param.copy(), m.copy(), v.copy()
+        assert fn(p, grad, m_state, v_state, 0.01, 0.9, 0.999, 1e-8, weight_decay, step, decoupled) is None
+        assert_close(p, expected_param, dtype, magnitude=param_terms, what=name)
+        assert_close(m_state, expected_m, dtype, magnitude=m_terms, what=name)
+        assert_close(v_state, expected_v, dtype, what=name)
+        assert np.array_equal(grad, grad_before), name
+
+
 def test_matmul_writes_into_out_for_transposed_operands(be, rng, dtype):
     a, b = make(rng, (257, 129), dtype, "transposed"), make(rng, (129, 31), dtype)
     out = np.empty((257, 31), dtype)
@@ -410,6 +439,9 @@ def test_a_non_contiguous_out_receives_the_result():
     (lambda be, x: be.softmax_cross_entropy_forward(x, np.zeros(4)), "integers"),
     (lambda be, x: be.selu_forward(x, 1.0, 1.0, out=np.broadcast_to(x, x.shape)), "read-only"),
     (lambda be, x: be.sgd_update(np.broadcast_to(x, x.shape), x, None, 0.1), "writeable"),
+    (lambda be, x: be.adam_update(x, x, x.T.copy().T, x, 0.1, 0.9, 0.999, 1e-8, 0.0, 1, False), "C-contiguous"),
+    (lambda be, x: be.adam_update(x, x, x, x, 0.1, 0.9, 0.999, 1e-8, 0.0, 0, False), "1-based"),
+    (lambda be, x: be.adam_update(x, x[:2], x, x, 0.1, 0.9, 0.999, 1e-8, 0.0, 1, False), "equal shapes"),
 ])
 def test_bad_input_gives_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
@@ -473,7 +505,8 @@ def test_float32_kernels_compute_in_float32():
     from minisnn.backends.numba_kernels import KERNELS
 
     float64_ops = re.compile(r"= (?:fpext|[su]itofp) .* to double|= f(?:add|sub|mul|div) .*double")
-    scalar_sum_ops = re.compile(r"= (?:fpext float .* to double|uitofp nneg i64 .* to double|f(?:add|sub) contract double )")
+    scalar_sum_ops = re.compile(r"= (?:fpext float .* to double|uitofp nneg i64 .* to double"
+                                r"|f(?:add|sub) contract double )")
     for name, (kernel, signature) in KERNELS.items():
         options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
         fresh = numba.njit(signature.replace("F", "f4"), cache=False, **options)(kernel.py_func)  # cached code has no IR

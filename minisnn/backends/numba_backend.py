@@ -1,7 +1,9 @@
-"""The Numba backend: fused, vectorized CPU kernels (numba_kernels.py) for every hot op; matmul goes to BLAS.
+"""The Numba backend: fused, vectorized CPU kernels (numba_kernels.py) for the SELU, dropout,
+softmax cross-entropy and optimizer ops; matmul goes to BLAS, and every other op runs its default
+body (minisnn.backends.base) on NumPy.
 
-Kernels see C-contiguous arrays only: elementwise ops run over the flat array, bias ops over
-(N, D) rows. A non-contiguous input is copied first, and a non-contiguous `out` is filled via a
+Kernels see C-contiguous arrays only: elementwise ops run over the flat array, bias and dropout
+ops over (rows, D) rows. A non-contiguous input is copied first, and a non-contiguous `out` is filled via a
 temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op allocates. Compiled
 kernels check nothing, so every wrapper here hands them arrays of the exact dtype, rank and layout.
 
@@ -18,9 +20,9 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.util
+import math
 import os
 import sys
-from collections.abc import Callable
 
 import numpy as np
 
@@ -111,13 +113,39 @@ def _selu_args(alpha: float, lam: float, dtype: np.dtype) -> tuple:
     return dtype.type(lam), dtype.type(lam * alpha)
 
 
+def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: np.dtype) -> tuple:
+    """(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step size, sqrt of the second bias correction,
+    eps) in the dtype: the bias corrections of step `step` computed once, in float64."""
+    if step < 1:
+        raise ValueError(f"step is the 1-based count of Adam steps (it sets the bias corrections), got {step}")
+    scalar = dtype.type
+    decay, l2 = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    return (scalar(decay), scalar(l2), scalar(beta1), scalar(1.0 - beta1), scalar(beta2), scalar(1.0 - beta2),
+            scalar(lr / (1.0 - beta1 ** step)), scalar(math.sqrt(1.0 - beta2 ** step)), scalar(eps))
+
+
 def _flat(a: np.ndarray) -> np.ndarray:
     """A contiguous array as a flat view (C order)."""
     return a.reshape(-1)
 
 
+class _KernelTable(dict):
+    """(kernel name, dtype) -> kernel; looking up a kernel it lacks raises an error naming it and
+    where the table came from (a compiled module built from other sources, or an op calling a
+    kernel that numba_kernels.KERNELS does not list)."""
+
+    def __init__(self, kernels: dict, source: str):
+        super().__init__(kernels)
+        self.source = source
+
+    def __missing__(self, key: tuple[str, np.dtype]):
+        name, dtype = key
+        raise RuntimeError(f"the Numba kernel {name!r} for {np.dtype(dtype).name} is missing from the {self.source} "
+                           f"kernels; rebuild them (python -m minisnn.backends.numba_aot) or use kernels='jit'")
+
+
 @functools.cache
-def _load_kernels(source: str) -> tuple[dict[tuple[str, np.dtype], Callable], str]:
+def _load_kernels(source: str) -> tuple[_KernelTable, str]:
     """(op kernel name, dtype) -> kernel, and a description of where the kernels come from."""
     reason = ""
     if source != "jit":
@@ -130,14 +158,15 @@ def _load_kernels(source: str) -> tuple[dict[tuple[str, np.dtype], Callable], st
                 name, _, code = attribute.rpartition("_")
                 if code in numba_aot.DTYPES_BY_CODE:
                     table[name, numba_aot.DTYPES_BY_CODE[code]] = getattr(module, attribute)
-            return table, f"compiled ({where})"
+            description = f"compiled ({where})"
+            return _KernelTable(table, description), description
         if source == "compiled":
             raise BackendUnavailable(f"compiled Numba kernels are unavailable: {where}")
         reason = f" (compiled kernels unavailable: {where})"
     from . import numba_kernels
 
     table = {(name, dtype): kernel for name, (kernel, _) in numba_kernels.KERNELS.items() for dtype in _FLOAT_DTYPES}
-    return table, "jit" + reason
+    return _KernelTable(table, "jit" + reason), "jit" + reason
 
 
 def _jit_kernel(name: str):
@@ -325,3 +354,11 @@ class NumbaBackend(Backend):
             self._kernels["sgd_update_momentum", dtype](_flat(param), _flat(_contiguous(grad)), _flat(velocity),
                                                         scalar(lr), scalar(momentum), scalar(weight_decay),
                                                         bool(nesterov))
+
+    def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled):
+        dtype = _float_dtype(param, grad, m, v)
+        _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
+        if not all(a.flags.c_contiguous and a.flags.writeable for a in (param, m, v)):
+            raise ValueError("adam_update updates param, m and v in place: they must be C-contiguous and writeable")
+        scalars = _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype)
+        self._kernels["adam_update", dtype](_flat(param), _flat(_contiguous(grad)), _flat(m), _flat(v), *scalars)

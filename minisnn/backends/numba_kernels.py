@@ -443,6 +443,21 @@ def sgd_update_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay
         param[i] -= lr * (g + momentum * v if nesterov else v)
 
 
+@_kernel
+def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
+                       root_correction2, eps):
+    """One fused pass of Adam (decay 1, l2 = weight decay) or AdamW (decay 1 - lr*weight decay,
+    l2 0); step_size = lr / (1 - beta1^step) and root_correction2 = sqrt(1 - beta2^step)."""
+    for i in range(param.size):
+        p = param[i]
+        g = grad[i] + l2 * p
+        m_i = beta1 * m[i] + one_minus_beta1 * g
+        v_i = beta2 * v[i] + one_minus_beta2 * (g * g)
+        m[i] = m_i
+        v[i] = v_i
+        param[i] = p * decay - step_size * m_i / (np.sqrt(v_i) / root_correction2 + eps)
+
+
 def kernels_are_cached() -> bool:
     """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
     return type(selu_forward_kernel._cache).__name__ != "NullCache"
@@ -467,4 +482,5 @@ KERNELS = {
     "softmax_cross_entropy_backward": (softmax_cross_entropy_backward_kernel, "i8(F[:, ::1], i8[::1], F, F[:, ::1])"),
     "sgd_update": (sgd_update_kernel, "void(F[::1], F[::1], F, F)"),
     "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
+    "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F, F)"),
 }
