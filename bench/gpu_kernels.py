@@ -75,6 +75,15 @@ def device_calls(be, inp: dict[str, Any]) -> dict[str, tuple[Callable, Callable]
         fn(param, dy, velocity, 0.01, momentum=0.9)
         return param, velocity
 
+    adam_state = [d[name].copy() for name in ("param", "adam_m", "adam_v")]  # param, m, v
+    adam_args = (1e-3, 0.9, 0.999, 1e-8, 1e-2, 10, True)  # as in kernels.make_cases
+
+    def adam_checked(fn):
+        for state, name in zip(adam_state, ("param", "adam_m", "adam_v")):
+            state[...] = d[name]  # one step from the reference's start
+        fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)
+        return tuple(adam_state)
+
     def same(call):
         return call, call
 
@@ -91,6 +100,7 @@ def device_calls(be, inp: dict[str, Any]) -> dict[str, tuple[Callable, Callable]
         "softmax_cross_entropy_forward": same(lambda fn: fn(logits, labels, probs=probs)),
         "softmax_cross_entropy_backward": same(lambda fn: fn(probs_in, labels, out=dlogits)),
         "sgd_update": (sgd_checked, lambda fn: fn(param, dy, velocity, 0.01, momentum=0.9)),
+        "adam_update": (adam_checked, lambda fn: fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)),
     }
 
 

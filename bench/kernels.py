@@ -67,6 +67,8 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
         "labels": rng.integers(0, N_CLASSES, n_logits),  # (M,)
         "a_mm": rng.standard_normal((m, m)).astype(dtype), "b_mm": rng.standard_normal((m, m)).astype(dtype),
         "param": rng.standard_normal((rows, cols)).astype(dtype), "velocity": np.zeros((rows, cols), dtype),
+        "adam_m": (0.1 * rng.standard_normal((rows, cols))).astype(dtype),  # (N, D) Adam's state mid-training
+        "adam_v": (0.01 * rng.random((rows, cols))).astype(dtype),
     }
     return {"mask": mask, **{name: aligned_copy(a) for name, a in arrays.items()}}
 
@@ -105,6 +107,20 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
         param, velocity = (a.astype(np.float64) for a in sgd_start)  # copies: the reference works in place
         ref.sgd_update(param, f64(sgd_grad), velocity, 0.01, momentum=0.9)
         return param, velocity
+
+    adam_state = [aligned_copy(inp[name]) for name in ("param", "adam_m", "adam_v")]  # param, m, v
+    adam_args = (1e-3, 0.9, 0.999, 1e-8, 1e-2, 10, True)  # AdamW at step 10
+
+    def adam_call(fn):
+        for state, name in zip(adam_state, ("param", "adam_m", "adam_v")):
+            np.copyto(state, inp[name])  # from the same start, so the check sees one step
+        fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)
+        return tuple(adam_state)
+
+    def adam_expected():
+        param, m, v = (f64(inp[name]).copy() for name in ("param", "adam_m", "adam_v"))
+        ref.adam_update(param, f64(dy), m, v, *adam_args)
+        return param, m, v
 
     work = aligned_empty_like(x)  # in-place cases overwrite it, as the layers do with out=z
 
@@ -149,6 +165,8 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
              lambda: ref.softmax_cross_entropy_backward(probs_ref, labels), 2 * logits.nbytes),
         Case("sgd_update", sgd_call, sgd_expected, 5 * size,
              timed=lambda fn: fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)),
+        Case("adam_update", adam_call, adam_expected, 7 * size,  # reads param, grad, m, v; writes param, m, v
+             timed=lambda fn: fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)),
     ]
 
 

@@ -74,6 +74,8 @@ __device__ __forceinline__ float exp_t(float x) { return expf(x); }
 __device__ __forceinline__ double exp_t(double x) { return exp(x); }
 __device__ __forceinline__ float log_t(float x) { return logf(x); }
 __device__ __forceinline__ double log_t(double x) { return log(x); }
+__device__ __forceinline__ float sqrt_t(float x) { return sqrtf(x); }
+__device__ __forceinline__ double sqrt_t(double x) { return sqrt(x); }
 template <typename T> __device__ __forceinline__ T infinity_t();
 template <> __device__ __forceinline__ float infinity_t<float>() { return __int_as_float(0x7f800000); }
 template <> __device__ __forceinline__ double infinity_t<double>()

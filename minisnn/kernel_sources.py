@@ -28,6 +28,7 @@ KERNELS = {
         "softmax_cross_entropy_backward",
     ),
     "sgd_update": ("sgd_update", "sgd_update_momentum"),
+    "adam_update": ("adam_update",),
     "sgemm": ("sgemm_naive", "sgemm_tiled", "sgemm_register_blocked"),
 }
 # NumPy dtype name -> the C type T of the template instantiation.

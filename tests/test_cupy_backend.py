@@ -308,6 +308,41 @@ def test_sgd_update(be, shape, momentum, weight_decay, nesterov):
     _check(be, v, v_ref, "velocity")
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(1,), (1003,), (257, 129)])
+@pytest.mark.parametrize("weight_decay,decoupled", [(0.0, False), (1e-2, False), (1e-2, True)])  # Adam, L2, AdamW
+def test_adam_update(be, shape, weight_decay, decoupled):
+    rng = np.random.default_rng(14)
+    param, grad = (rng.normal(size=shape).astype(be.dtype) for _ in range(2))
+    p, m, v = be.asarray(param), be.zeros(shape), be.zeros(shape)
+    p_ref, m_ref, v_ref = param.astype(np.float64), np.zeros(shape), np.zeros(shape)  # the reference works in place
+    # |terms| of each state: rounding errors scale with them (and add up over the steps), not with the result.
+    p_terms, m_terms, v_terms = np.abs(p_ref), np.zeros(shape), np.zeros(shape)
+    for step in (1, 2, 3):
+        g = grad * be.dtype.type(step)  # a different gradient each step
+        be.adam_update(p, be.asarray(g), m, v, 0.01, 0.9, 0.999, 1e-8, weight_decay, step, decoupled)
+        before = p_ref.copy()
+        ref.adam_update(p_ref, _f64(g), m_ref, v_ref, 0.01, 0.9, 0.999, 1e-8, weight_decay, step, decoupled)
+        g_terms = np.abs(g) + (0.0 if decoupled else weight_decay * np.abs(before))
+        m_terms = 0.9 * m_terms + 0.1 * g_terms
+        v_terms = 0.999 * v_terms + 0.001 * g_terms**2
+        p_terms += np.abs(p_ref - before) + (0.01 * weight_decay * np.abs(before) if decoupled else 0.0)
+    eps = np.finfo(be.dtype).eps
+    for got, want, bound, what in ((p, p_ref, 24 * eps * p_terms, "param"), (m, m_ref, 24 * eps * m_terms, "m"),
+                                   (v, v_ref, 24 * eps * v_terms, "v")):
+        error = np.abs(be.to_numpy(got) - want)
+        assert np.all(error <= bound), f"{what}: worst error {np.max(error - bound):.3g} over the bound"
+
+
+@pytest.mark.gpu
+def test_adam_update_rejects_step_zero_and_non_contiguous_state(be):
+    x = be.zeros((4, 6))
+    with pytest.raises(ValueError, match="1-based"):
+        be.adam_update(x, x, x.copy(), x.copy(), 0.01, 0.9, 0.999, 1e-8, 0.0, 0, False)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        be.adam_update(x, x, be.zeros((6, 4)).T, x.copy(), 0.01, 0.9, 0.999, 1e-8, 0.0, 1, False)
+
+
 # ---- matmul: cuBLAS and the hand-written SGEMMs -------------------------------------------------
 @pytest.mark.gpu
 @pytest.mark.parametrize("nkm", SGEMM_SHAPES)

@@ -1,4 +1,6 @@
-"""The CuPy backend: every hot op a CUDA C RawKernel from kernels/, matmul through cuBLAS.
+"""The CuPy backend: the SELU, dropout, column-sum, softmax cross-entropy and optimizer ops as CUDA C
+RawKernels from kernels/ (file kernels/<op family>.cu, kernels named after the op), matmul through
+cuBLAS; every other op runs its default body (minisnn.backends.base) on CuPy arrays.
 
 Kernel files are compiled lazily with NVRTC the first time one of their kernels runs, once per
 process and device (CuPy also caches the binaries on disk). Every kernel is a template on
@@ -11,6 +13,7 @@ The hand-written SGEMMs are matmul variants "sgemm_naive", "sgemm_tiled" and
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache, partial
 from typing import Any
 
@@ -394,3 +397,19 @@ class CupyBackend(Backend):
         velocity = self._output(velocity, param.shape, param.dtype, name="velocity")
         args = (param, grad, velocity, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(bool(nesterov)))
         self._elementwise("sgd_update", "sgd_update_momentum", n, param.dtype, args)
+
+    def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled):
+        if step < 1:
+            raise ValueError(f"step is the 1-based count of Adam steps (it sets the bias corrections), got {step}")
+        param = self._output(param, param.shape, param.dtype, name="param")
+        grad = self._input(grad, param.dtype, name="grad")
+        m = self._output(m, param.shape, param.dtype, name="m")
+        v = self._output(v, param.shape, param.dtype, name="v")
+        if grad.shape != param.shape:
+            raise ValueError(f"grad {grad.shape} and param {param.shape} must have the same shape")
+        t, n = param.dtype.type, param.size
+        decay, l2 = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+        corrections = (t(lr / (1.0 - beta1**step)), t(math.sqrt(1.0 - beta2**step)))  # step size, sqrt(c2)
+        args = (param, grad, m, v, np.int64(n), t(decay), t(l2), t(beta1), t(1.0 - beta1), t(beta2), t(1.0 - beta2),
+                *corrections, t(eps))
+        self._elementwise("adam_update", "adam_update", n, param.dtype, args)

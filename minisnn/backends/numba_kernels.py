@@ -443,7 +443,7 @@ def sgd_update_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay
         param[i] -= lr * (g + momentum * v if nesterov else v)
 
 
-@_kernel
+@_kernel(error_model="numpy")  # Python's error model checks every division for 0, which stops vectorization
 def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
                        root_correction2, eps):
     """One fused pass of Adam (decay 1, l2 = weight decay) or AdamW (decay 1 - lr*weight decay,
@@ -455,7 +455,7 @@ def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, bet
         v_i = beta2 * v[i] + one_minus_beta2 * (g * g)
         m[i] = m_i
         v[i] = v_i
-        param[i] = p * decay - step_size * m_i / (np.sqrt(v_i) / root_correction2 + eps)
+        param[i] = p * decay - step_size * m_i / (math.sqrt(v_i) / root_correction2 + eps)  # np.sqrt: libm
 
 
 def kernels_are_cached() -> bool:
