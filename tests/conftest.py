@@ -93,6 +93,17 @@ def dtype(request):
     return np.dtype(request.param)
 
 
+@pytest.fixture
+def torch():
+    """PyTorch on one thread (skipped without it): on a small host, its OpenMP threads spinning
+    against NumPy's BLAS threads made each small float64 op about 500 times slower."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
 def compiled_numba_backend(dtype="float32"):
     """A numba backend on compiled kernels, or a skip naming why they cannot be built here."""
     from minisnn.backends import BackendUnavailable

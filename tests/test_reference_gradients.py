@@ -244,8 +244,7 @@ def test_adam_update_steps_follow_the_formula(weight_decay, decoupled, shape, rn
 
 
 @pytest.mark.parametrize("momentum, weight_decay, nesterov", SGD_SETTINGS)
-def test_sgd_update_steps_equal_torch_optim_sgd(momentum, weight_decay, nesterov, rng):
-    torch = pytest.importorskip("torch")
+def test_sgd_update_steps_equal_torch_optim_sgd(momentum, weight_decay, nesterov, rng, torch):
     param, grads = rng.standard_normal((3, 4)), rng.standard_normal((STEPS, 3, 4))
     tensor = torch.tensor(param, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.SGD([tensor], lr=0.1, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
@@ -260,8 +259,7 @@ def test_sgd_update_steps_equal_torch_optim_sgd(momentum, weight_decay, nesterov
 
 
 @pytest.mark.parametrize("weight_decay, decoupled", ADAM_SETTINGS)
-def test_adam_update_steps_equal_torch_optim_adam_and_adamw(weight_decay, decoupled, rng):
-    torch = pytest.importorskip("torch")
+def test_adam_update_steps_equal_torch_optim_adam_and_adamw(weight_decay, decoupled, rng, torch):
     param, grads = rng.standard_normal((3, 4)), rng.standard_normal((STEPS, 3, 4))
     tensor = torch.tensor(param, dtype=torch.float64, requires_grad=True)
     kind = torch.optim.AdamW if decoupled else torch.optim.Adam

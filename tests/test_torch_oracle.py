@@ -25,6 +25,11 @@ torch = pytest.importorskip("torch")
 BATCH = 32
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(torch):  # conftest's fixture: torch on one thread for these tests
+    yield
+
+
 def alpha_dropout_affine(rate):
     """(a, b, alpha') of alpha dropout at the (0, 1) fixed point (paper Sec. 6), with torch's SELU constants."""
     # torch.nn.functional.selu's constants
