@@ -128,6 +128,33 @@ def test_labels_outside_the_classes_raise_naming_the_row(backend_name, op, bad):
             fn(logits, labels)
 
 
+MASK_KEYS = [(0, 0, 0.05), (1, 123456, 0.5), (2**40 + 5, 2**33, 0.9)]  # (seed, step, rate)
+
+
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS if name != "numpy"])
+@pytest.mark.parametrize("kind", ["element", "per_feature"])
+@pytest.mark.parametrize("seed, step, rate", MASK_KEYS)
+def test_masks_are_the_reference_masks_bit_for_bit_on_a_large_array(backend_name, kind, seed, step, rate):
+    """Every dropout op and variant drops exactly the elements DropoutMask.keep drops, for keys
+    from 64-bit seeds and steps and thresholds from both ends, on 135971 elements (a ragged tail)."""
+    be = backend_or_skip(backend_name, "float32")
+    shape = (517, 263)
+    mask = bc.dropout_mask(kind, rate, seed, step)
+    keep = mask.keep(shape)
+    ones, zeros = be.asarray(np.ones(shape, np.float32)), be.zeros(shape)
+    dropped, shift = np.float32(mask.dropped), np.float32(mask.shift)
+    for fn in be.variants("alpha_dropout_backward").values():
+        assert np.array_equal(be.to_numpy(fn(ones, mask)) != 0, keep)
+    for fn in be.variants("alpha_dropout_forward").values():  # kept: a + b, not the dropped value
+        assert np.array_equal(be.to_numpy(fn(ones, mask)) == dropped, ~keep)
+    for fn in be.variants("bias_selu_dropout_forward").values():  # selu(0) = 0: kept elements hold exactly shift
+        y = fn(zeros, be.zeros((shape[1],)), mask, **bc.SELU_01)
+        assert np.array_equal(be.to_numpy(y), np.where(keep, shift, dropped))
+    for fn in be.variants("bias_selu_dropout_backward").values():  # slope lam*alpha at 0
+        dz, _ = fn(ones, y, mask, **bc.SELU_01)
+        assert np.array_equal(be.to_numpy(dz) != 0, keep)
+
+
 # ---- compiled Numba kernels: the jitted ones, bit for bit ----------------------------------------
 
 def _numba_ops():
