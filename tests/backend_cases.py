@@ -34,9 +34,12 @@ SELU_04 = {"alpha": 2.404005338216483, "lam": 1.070232274447111}  # the (0, 4) f
 SPECIAL_VALUES = (0.0, -0.0, 1e-7, -1e-7, -0.3466, -1.0, -20.0, -87.5, -100.0, -1000.0, 30.0, 90.0)
 
 ELEMENTWISE_SHAPES = [*AWKWARD_SHAPES, (1003,), (3, 5, 7)]
-ROW_SHAPES = AWKWARD_SHAPES
+# Plus a tall one (column reductions in several row chunks, then a second pass) and a wide one
+# (many column blocks; softmax rows longer than a block).
+ROW_SHAPES = [*AWKWARD_SHAPES, (4099, 3), (20, 4100)]
 UPDATE_SHAPES = [(1,), (1003,), (257, 129), (301, 700)]  # the last spans several UPDATE_CHUNK slices
-MATMUL_SHAPES = [(1, 1, 1), (1, 31, 7), (3, 1003, 5), (257, 129, 33), (5, 0, 3)]  # (N, K, M)
+# (N, K, M): ragged against every SGEMM tile (32, 128 x 128 with k-slices of 8), and K = 0.
+MATMUL_SHAPES = [(1, 1, 1), (1, 31, 7), (3, 1003, 5), (257, 129, 33), (130, 9, 257), (5, 0, 3)]
 # Float array inputs are passed contiguous and as two kinds of views.
 LAYOUTS = ("contiguous", "transposed", "strided")
 DROPOUT_RATE = 0.3
@@ -344,13 +347,15 @@ def _update_cases():
                 "lr": 0.05, "momentum": m, "weight_decay": wd, "nesterov": nest},
             {"param": "elementwise", "velocity": "elementwise"}, in_place=("param", "velocity"),
             magnitude=_sgd_magnitude))
-    for setting, weight_decay, decoupled in (("adam", 0.0, False), ("adam_l2", 1e-2, False), ("adamw", 1e-2, True)):
+    for setting, weight_decay, decoupled, step in (("adam", 0.0, False, 3), ("adam_l2", 1e-2, False, 3),
+                                                   ("adamw", 1e-2, True, 3), ("adam_step1", 1e-2, False, 1),
+                                                   ("adamw_step1000", 1e-2, True, 1000)):
         cases.append(Case(
             "adam_update", setting, UPDATE_SHAPES,
-            lambda rng, s, dt, wd=weight_decay, dec=decoupled: {
+            lambda rng, s, dt, wd=weight_decay, dec=decoupled, step=step: {
                 "param": normal(rng, s, dt), "grad": normal(rng, s, dt), "m": normal(rng, s, dt, 0.1),
                 "v": (0.01 * rng.random(s)).astype(dt), "lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                "weight_decay": wd, "step": 3, "decoupled": dec},
+                "weight_decay": wd, "step": step, "decoupled": dec},
             {"param": "elementwise", "m": "elementwise", "v": "elementwise"}, in_place=("param", "m", "v"),
             magnitude=_adam_magnitude))
     return cases

@@ -29,9 +29,11 @@ from minisnn.backends.base import OPS
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "numba-jit", "cupy")
-# Under the CUDA emulator every CUDA thread is a fiber on the CPU: the hand-written SGEMMs get
-# smaller shapes there (the other kernels run every case shape in a few seconds).
-EMULATED_MATMUL_SHAPES = [(1, 1, 1), (1, 31, 7), (3, 1003, 5), (67, 33, 17), (5, 0, 3)]
+# Under the CUDA emulator every CUDA thread is a fiber on the CPU: the SGEMMs, the column
+# reductions and the one-block-per-row softmax get smaller shapes there, still ragged against every
+# tile and tall enough for column sums in several row chunks on the small emulated GPU.
+EMULATED_MATMUL_SHAPES = [(1, 1, 1), (1, 31, 7), (3, 1003, 5), (67, 33, 17), (130, 9, 257), (5, 0, 3)]
+EMULATED_ROW_SHAPES = {(4099, 3): (1003, 3), (20, 4100): (20, 1100)}
 
 class Unavailable(Exception):
     """A backend that cannot run here; the message says why."""
@@ -64,7 +66,9 @@ def backend_or_skip(name: str, dtype: str):
 
 
 def case_shapes(be, case):
-    return EMULATED_MATMUL_SHAPES if bc.is_emulated(be) and case.op == "matmul" else case.shapes
+    if not bc.is_emulated(be):
+        return case.shapes
+    return EMULATED_MATMUL_SHAPES if case.op == "matmul" else [EMULATED_ROW_SHAPES.get(s, s) for s in case.shapes]
 
 
 def _marks(name):
@@ -118,11 +122,12 @@ LABEL_OPS = ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward")
 
 @pytest.mark.parametrize("backend_name, op", [pytest.param(name, op, marks=_marks(name))
                                               for name in BACKENDS for op in LABEL_OPS])
-@pytest.mark.parametrize("bad", [-1, 4])
-def test_labels_outside_the_classes_raise_naming_the_row(backend_name, op, bad):
+@pytest.mark.parametrize("bad, labels_dtype", [(-1, np.int64), (4, np.int64), (2**40, np.int64), (-1, np.int32),
+                                               (4, np.int32)])
+def test_labels_outside_the_classes_raise_naming_the_first_bad_row(backend_name, op, bad, labels_dtype):
     be = backend_or_skip(backend_name, "float32")
-    logits = be.asarray(np.zeros((5, 4), np.float32))
-    labels = be.asarray(np.array([0, 1, bad, 3, 2]))
+    logits = be.asarray(np.full((6, 4), 0.25, np.float32))
+    labels = be.asarray(np.array([0, 1, bad, 3, bad, 2], labels_dtype))
     for variant, fn in be.variants(op).items():
         with pytest.raises(ValueError, match=f"label {bad} in row 2 "):
             fn(logits, labels)
