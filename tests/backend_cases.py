@@ -197,7 +197,8 @@ def _dropout_cases():
         cases += [
             Case("bias_selu_dropout_forward", kind, ROW_SHAPES,
                  lambda rng, s, dt, mask_kind=mask_kind, selu=selu: {
-                     "z": activation_input(rng, s, dt), "b": normal(rng, s[1:], dt, 0.5), "mask": dropout_mask(mask_kind),
+                     "z": activation_input(rng, s, dt), "b": normal(rng, s[1:], dt, 0.5),
+                     "mask": dropout_mask(mask_kind),
                      **selu},
                  {"out": "elementwise"}, ("out",), (("out", "z"),), masked=("out", "dropped"),
                  magnitude=lambda a, e: {"out": (_dropout_magnitude(
@@ -210,7 +211,8 @@ def _dropout_cases():
 
 
 # |terms| of each activation's slope from its output (None: one exact operation, |dx| itself).
-_SLOPE_TERMS = {"relu": None, "elu": None, "tanh": lambda y: 1.0 + y * y, "sigmoid": lambda y: np.abs(y) * (1.0 + np.abs(y))}
+_SLOPE_TERMS = {"relu": None, "elu": None, "tanh": lambda y: 1.0 + y * y,
+                "sigmoid": lambda y: np.abs(y) * (1.0 + np.abs(y))}
 
 
 def _activation_cases():
@@ -228,8 +230,8 @@ def _activation_cases():
                      {"out": "elementwise"}, ("out",), (("out", "x"),)),
                 Case(f"{name}_backward", setting, ELEMENTWISE_SHAPES,
                      lambda rng, s, dt, extra=extra, forward=forward: {
-                         "dy": gradient(rng, s, dt), "y": stored(forward(activation_input(rng, s, np.float64), **extra), dt),
-                         **extra},
+                         "dy": gradient(rng, s, dt),
+                         "y": stored(forward(activation_input(rng, s, np.float64), **extra), dt), **extra},
                      {"out": "elementwise"}, ("out",), (("out", "dy"),), magnitude=magnitude),
             ]
     return cases
@@ -476,7 +478,8 @@ def run_case(be, fn, case: Case, shape, layouts=LAYOUTS) -> None:
         results = compare_outputs(be, case, got, args64, expected, dtype, what)
         for name, value in args.items():
             if isinstance(value, np.ndarray) and name not in case.in_place:
-                assert np.array_equal(host(be, device[name]), value, equal_nan=True), f"{what}: input {name} was written"
+                unchanged = np.array_equal(host(be, device[name]), value, equal_nan=True)
+                assert unchanged, f"{what}: input {name} was written"
         if case.masked:
             check_mask(case, args, results, dtype, what)
 

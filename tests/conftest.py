@@ -81,9 +81,11 @@ def assert_close(actual, expected, dtype, kind: str = "elementwise", magnitude=N
     error = np.abs(actual - expected)
     bad = (error > bound) & ~special
     if bad.any():
-        index = np.unravel_index(np.argmax(np.where(~special, error / bound, 0)), expected.shape) if expected.ndim else ()
+        worst = np.argmax(np.where(~special, error / bound, 0))
+        index = np.unravel_index(worst, expected.shape) if expected.ndim else ()
         raise AssertionError(
-            f"{what}: {int(bad.sum())} of {expected.size} elements outside the {np.dtype(dtype).name} {kind} tolerance; "
+            f"{what}: {int(bad.sum())} of {expected.size} elements outside the {np.dtype(dtype).name} {kind} "
+            f"tolerance; "
             f"worst at {index}: got {actual[index]!r}, expected {expected[index]!r}, error {error[index]:.3g} > "
             f"bound {bound[index]:.3g}")
 

@@ -136,7 +136,8 @@ def test_labels_outside_the_classes_raise_naming_the_first_bad_row(backend_name,
 MASK_KEYS = [(0, 0, 0.05), (1, 123456, 0.5), (2**40 + 5, 2**33, 0.9)]  # (seed, step, rate)
 
 
-@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS if name != "numpy"])
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS
+                                          if name != "numpy"])  # numpy's masks are DropoutMask.keep itself
 @pytest.mark.parametrize("kind", ["element", "per_feature"])
 @pytest.mark.parametrize("seed, step, rate", MASK_KEYS)
 def test_masks_are_the_reference_masks_bit_for_bit_on_a_large_array(backend_name, kind, seed, step, rate):

@@ -158,8 +158,10 @@ def test_sigmoid_cross_entropy_backward(weighted, rng):
     weights = rng.choice([0.0, 0.5, 1.0, 2.0], size=SHAPE) if weighted else None
     scale = 1.0 / 17.0
     grad = ref.sigmoid_cross_entropy_backward(logits, targets, weights, scale)
-    numeric = numeric_gradient(lambda logits: scale * float(ref.sigmoid_cross_entropy_forward(logits, targets, weights)),
-                               {"logits": logits}, "logits")
+    def f(logits):
+        return scale * float(ref.sigmoid_cross_entropy_forward(logits, targets, weights))
+
+    numeric = numeric_gradient(f, {"logits": logits}, "logits")
     if weighted:  # where the weight is 0 both are exactly 0
         assert np.array_equal(grad == 0, weights == 0)
     assert_gradient(grad, numeric, "dlogits")
@@ -168,7 +170,8 @@ def test_sigmoid_cross_entropy_backward(weighted, rng):
 def test_squared_error_backward(rng):
     pred, target, scale = rng.standard_normal(SHAPE), rng.standard_normal(SHAPE), 1.0 / 35.0
     grad = ref.squared_error_backward(pred, target, scale)
-    numeric = numeric_gradient(lambda pred: scale * float(ref.squared_error_forward(pred, target)), {"pred": pred}, "pred")
+    numeric = numeric_gradient(lambda pred: scale * float(ref.squared_error_forward(pred, target)), {"pred": pred},
+                               "pred")
     assert_gradient(grad, numeric, "dpred")
 
 
