@@ -1,12 +1,12 @@
-"""Kernel benchmark: every hot op and variant on the numpy and numba backends, against copy bandwidth.
+"""Kernel benchmark: every op (OPS) and variant on the numpy and numba backends, against copy bandwidth.
 
 Each (backend, op, variant) is first checked against minisnn.reference (float64) on the benchmark's
 own inputs, then timed; rows that fail the check are reported and not timed (exit status 1).
 Throughput counts the bytes each op must read and write once ((N, D) arrays; the (D,) bias and
 column sums are negligible) and is compared with np.copyto's bandwidth measured in the same run
 (copy counted the same way: read + write). Forward ops are also timed in place (out=z, as the
-layers call them) against an in-place baseline, np.multiply(x, 1, out=x). Matmul is reported in GFLOP/s. Optional rows for
-PyTorch's SELU and alpha dropout give a framework baseline.
+layers call them) against an in-place baseline, np.multiply(x, 1, out=x). Matmul is reported in
+GFLOP/s. Optional rows for PyTorch's SELU and alpha dropout give a framework baseline.
 
     python bench/kernels.py                   # (4096, 4096) float32, JSON to bench/results/kernels.json
     python bench/kernels.py --quick --json /tmp/k.json
@@ -69,6 +69,7 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
         "param": rng.standard_normal((rows, cols)).astype(dtype), "velocity": np.zeros((rows, cols), dtype),
         "adam_m": (0.1 * rng.standard_normal((rows, cols))).astype(dtype),  # (N, D) Adam's state mid-training
         "adam_v": (0.01 * rng.random((rows, cols))).astype(dtype),
+        "targets": rng.random((rows, cols)).astype(dtype),  # (N, D) in [0, 1]
     }
     return {"mask": mask, **{name: aligned_copy(a) for name, a in arrays.items()}}
 
@@ -84,8 +85,39 @@ def aligned_empty_like(a: np.ndarray) -> np.ndarray:
     return aligned_host_array(a.shape, a.dtype)
 
 
+def activation_and_loss_cases(inp: dict[str, Any], out: np.ndarray) -> list[Case]:
+    """The ops every backend runs as their default bodies: bias add, the other activations, the
+    sigmoid and squared-error losses and count_correct."""
+    x, b, dy, targets, logits, labels = inp["x"], inp["b"], inp["dy"], inp["targets"], inp["logits"], inp["labels"]
+    f64 = lambda a: np.asarray(a, np.float64)
+    size, scale = x.nbytes, 1.0 / x.size
+    cases = [Case("bias_add_forward", lambda fn: fn(x, b, out=out), lambda: ref.bias_add_forward(f64(x), f64(b)),
+                  2 * size)]
+    for name, extra in (("relu", ()), ("elu", (1.0,)), ("tanh", ()), ("sigmoid", ())):
+        forward, backward = getattr(ref, f"{name}_forward"), getattr(ref, f"{name}_backward")
+        y = aligned_copy(forward(f64(x), *extra).astype(x.dtype))  # (N, D) the stored output
+        cases += [
+            Case(f"{name}_forward", lambda fn, extra=extra: fn(x, *extra, out=out),
+                 lambda forward=forward, extra=extra: forward(f64(x), *extra), 2 * size),
+            Case(f"{name}_backward", lambda fn, y=y, extra=extra: fn(dy, y, *extra, out=out),
+                 lambda backward=backward, y=y, extra=extra: backward(f64(dy), f64(y), *extra), 3 * size),
+        ]
+    return cases + [
+        Case("sigmoid_cross_entropy_forward", lambda fn: fn(x, targets),
+             lambda: ref.sigmoid_cross_entropy_forward(f64(x), f64(targets)), 2 * size),
+        Case("sigmoid_cross_entropy_backward", lambda fn: fn(x, targets, None, scale, out=out),
+             lambda: ref.sigmoid_cross_entropy_backward(f64(x), f64(targets), None, scale), 3 * size),
+        Case("squared_error_forward", lambda fn: fn(x, dy), lambda: ref.squared_error_forward(f64(x), f64(dy)),
+             2 * size),
+        Case("squared_error_backward", lambda fn: fn(x, dy, scale, out=out),
+             lambda: ref.squared_error_backward(f64(x), f64(dy), scale), 3 * size),
+        Case("count_correct", lambda fn: fn(logits, labels), lambda: ref.count_correct(f64(logits), labels),
+             logits.nbytes),
+    ]
+
+
 def make_cases(inp: dict[str, Any]) -> list[Case]:
-    """One Case per hot op; `out` buffers are preallocated so that timing excludes allocation."""
+    """One Case per op (OPS); `out` buffers are preallocated so that timing excludes allocation."""
     A, L = ALPHA_01, LAMBDA_01
     x, b, dy, y, yd, mask = inp["x"], inp["b"], inp["dy"], inp["y"], inp["y_dropout"], inp["mask"]
     logits, labels, a_mm, b_mm = inp["logits"], inp["labels"], inp["a_mm"], inp["b_mm"]
@@ -167,6 +199,7 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
              timed=lambda fn: fn(sgd_param, sgd_grad, sgd_velocity, 0.01, momentum=0.9)),
         Case("adam_update", adam_call, adam_expected, 7 * size,  # reads param, grad, m, v; writes param, m, v
              timed=lambda fn: fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)),
+        *activation_and_loss_cases(inp, out),
     ]
 
 

@@ -3,9 +3,10 @@ softmax cross-entropy and optimizer ops; matmul goes to BLAS, and every other op
 body (minisnn.backends.base) on NumPy.
 
 Kernels see C-contiguous arrays only: elementwise ops run over the flat array, bias and dropout
-ops over (rows, D) rows. A non-contiguous input is copied first, and a non-contiguous `out` is filled via a
-temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op allocates. Compiled
-kernels check nothing, so every wrapper here hands them arrays of the exact dtype, rank and layout.
+ops over (rows, d) views. A non-contiguous input is copied first, and a non-contiguous `out` is
+filled via a temporary; with contiguous operands and `out=` (or `dz=`, `db=`) given, no op
+allocates. Compiled kernels check nothing, so every wrapper here hands them arrays of the exact
+dtype, rank and layout; an op whose kernel a stale compiled module lacks fails naming it.
 
 Where the kernels come from (`kernels=`, default $MINISNN_NUMBA_KERNELS, else "auto"):
 - "compiled": the ahead-of-time module of numba_aot.py, built once per machine; the process then
