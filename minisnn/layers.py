@@ -163,7 +163,8 @@ class Linear(Layer):
             raise ValueError(f"Linear sizes must be positive, got d_in={d_in}, d_out={d_out}")
         self.d_in, self.d_out, self.init, self.seed, self.init_mode = int(d_in), int(d_out), init, int(seed), init_mode
         weight = initialize(init, (self.d_in, self.d_out), np.random.default_rng(self.seed), init_mode)
-        self.params = {"W": backend.asarray(weight), "b": backend.zeros((self.d_out,))}
+        self.params = {"W": backend.empty((self.d_in, self.d_out)), "b": backend.zeros((self.d_out,))}
+        self.params["W"][...] = backend.asarray(weight)  # into an array that starts on a cache line
         self.grads = {"W": backend.zeros((self.d_in, self.d_out)), "b": backend.zeros((self.d_out,))}
 
     def output_dim(self, d_in: int) -> int:

@@ -129,11 +129,31 @@ def test_host_arrays_start_on_a_cache_line(dtype):
     assert work and all(a.ctypes.data % CACHE_LINE == 0 for a in grads + work)
 
 
-@pytest.mark.xfail(strict=True, reason="since the op-table reshape Linear takes W from backend.asarray (np.asarray: "
-                                       "NumPy's 16-byte offset); it was aligned before (commit 200beb8)")
 def test_parameters_start_on_a_cache_line():
     from minisnn import mlp
     from minisnn.backends.base import CACHE_LINE
 
     model = mlp(5, 3, depth=2, width=9, backend=get_backend("numpy"))
     assert all(p.value.ctypes.data % CACHE_LINE == 0 for p in model.named_parameters())
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_dropped_and_inactive_elements_pass_exactly_zero_even_for_infinite_dy(name):
+    from minisnn.rng import DropoutMask, dropout_key, keep_threshold
+
+    try:
+        be = get_backend(name, dtype="float64")
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+    mask = DropoutMask(*dropout_key(1, 2), keep_threshold(0.3), 1.2, 0.1, -1.5)
+    dropped = ~mask.keep((4, 8))
+    dy = np.ones((4, 8))
+    dy[dropped] = np.inf
+    assert dropped.any()
+    assert (be.alpha_dropout_backward(dy, mask)[dropped] == 0).all()
+    y = be.bias_selu_dropout_forward(np.zeros((4, 8)), np.zeros(8), mask, ALPHA_01, LAMBDA_01)
+    assert (be.bias_selu_dropout_backward(dy, y, mask, ALPHA_01, LAMBDA_01)[0][dropped] == 0).all()
+    y = np.where(dropped, 0.0, 1.0)
+    assert (be.relu_backward(dy, y)[dropped] == 0).all()
+    with pytest.raises(ValueError, match="1-based"):
+        be.adam_update(*(np.zeros(3) for _ in range(4)), 0.1, 0.9, 0.999, 1e-8, 0.0, 0, False)

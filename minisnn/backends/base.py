@@ -11,7 +11,8 @@ kernels and benchmark rows use that name too, so one grep finds them all).
 The contract common to every op, unless its docstring says otherwise:
 - float arrays share one float dtype (the backend's); labels are integer arrays;
 - inputs may be any layout (views, transposes); `out` (or `dz`, `db`) must have the result's
-  shape and dtype, and the op returns the array it wrote;
+  shape and dtype and be C-contiguous (CuPy requires it; the CPU backends also accept views),
+  and the op returns the array it wrote;
 - elementwise ops allow `out` to alias their first input; no op writes into an upstream
   gradient `dy` unless it is also given as `out`;
 - scalars (alpha, lam, lr, ...) are Python floats; `mask` is a minisnn.rng.DropoutMask;
@@ -241,7 +242,7 @@ class Backend:
     def alpha_dropout_backward(self, dy, mask: DropoutMask, out=None):
         """dx = mask.scale*dy where kept, 0 where dropped; `out` may alias dy."""
         out = self.xp.multiply(dy, mask.scale, out=out)
-        out *= self._keep(mask, dy.shape)
+        self.xp.copyto(out, 0, where=~self._keep(mask, dy.shape))  # 0 even where dy is inf or NaN
         return out
 
     def bias_selu_dropout_forward(self, z, b, mask: DropoutMask, alpha, lam, out=None):
@@ -260,7 +261,7 @@ class Backend:
         selu_out = (y - mask.shift) / mask.scale  # valid where kept
         dz = self.selu_backward(dy, selu_out, alpha, lam, out=dz)
         dz *= mask.scale
-        dz *= keep
+        self.xp.copyto(dz, 0, where=~keep)  # 0 even where dy is inf or NaN
         return dz, self.column_sum(dz, out=db)
 
     # ---- other activations (backward from the output y) ----------------------------------------
@@ -269,8 +270,10 @@ class Backend:
         return self.xp.maximum(x, 0, out=out)
 
     def relu_backward(self, dy, y, out=None):
-        """dx = dy where y > 0, else 0 (0 at the kink); `out` may alias dy."""
-        return self.xp.multiply(dy, y > 0, out=out)
+        """dx = dy where y > 0, else 0 (0 at the kink, and where dy is inf or NaN); `out` may alias dy."""
+        out = self.xp.multiply(dy, 1, out=out)
+        self.xp.copyto(out, 0, where=~(y > 0))
+        return out
 
     def elu_forward(self, x, alpha, out=None):
         """y = x for x > 0, alpha*expm1(x) otherwise; `out` may alias x."""
@@ -404,6 +407,8 @@ class Backend:
         decoupled (AdamW): param *= 1 - lr*weight_decay and g = grad; else (Adam, L2) g = grad +
         weight_decay*param; m = beta1*m + (1 - beta1)*g; v = beta2*v + (1 - beta2)*g^2;
         param -= lr * (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)."""
+        if step < 1:
+            raise ValueError(f"step is the 1-based count of Adam steps (it sets the bias corrections), got {step}")
         correction1 = 1.0 - beta1 ** step
         root_correction2 = math.sqrt(1.0 - beta2 ** step)
         for rows in _slices(param):
