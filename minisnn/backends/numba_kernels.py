@@ -9,8 +9,11 @@ Speed comes from four things:
 - SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call (variant
   v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_nonpositive` is a branch-free Cody-Waite
   range reduction plus a Taylor polynomial (degree 7 in float32, 13 in float64) that LLVM
-  vectorizes; its error is a few ulp of the dtype. fastmath is limited to "contract" (FMA
-  fusion, which only removes roundings): reassociation would break the range reduction.
+  vectorizes; its error is a few ulp of the dtype. The softmax's `_exp_nonpositive` is the same
+  reduction with a polynomial for exp(r), within about 1 ulp (expm1(s) + 1 loses all relative
+  accuracy of small probabilities). fastmath is limited to "contract" (FMA fusion, which only
+  removes roundings): reassociation would break the range reduction. Kernels that divide by
+  arrays use NumPy's error model: Python's checks each division for 0, which stops vectorization.
 - The dropout hash keeps every product in uint32 (`np.uint32(...)` after each operation, since
   Numba widens uint32 arithmetic to 64 bits; variant v1_widening_hash shows the cost); the keep
   decision becomes a vector select, never a branch, and the bits equal minisnn.rng's. Float
