@@ -1,5 +1,6 @@
-"""Ahead-of-time compiled Numba kernels: the same bits as the jitted ones, no Numba in the
-process that uses them, and a clean fall-back to the JIT where they cannot be built."""
+"""Ahead-of-time compiled Numba kernels: every kernel reached by the ops (tests/test_ops.py checks
+they give the jitted kernels' bits), no Numba in the process that uses them, and a clean fall-back
+to the JIT where they cannot be built."""
 
 import subprocess
 import sys
@@ -13,8 +14,7 @@ from conftest import compiled_numba_backend
 
 from minisnn.backends import BackendUnavailable, numba_aot, numba_backend
 from minisnn.backends.numba_backend import NumbaBackend
-from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
-from minisnn.rng import DropoutMask, dropout_key, keep_threshold
+from minisnn.constants import ALPHA_01, LAMBDA_01
 
 
 class RecordingTable(dict):
@@ -29,29 +29,6 @@ class RecordingTable(dict):
         return super().__getitem__(key)
 
 
-def every_op(be, rng, dtype):
-    """The results of every kernel of `be` on fixed inputs, as a flat list of arrays."""
-    p = alpha_dropout_params(0.1)
-    mask = DropoutMask(*dropout_key(7, 3), keep_threshold(0.1), p.a, p.b, p.dropped_value)
-    per_feature = DropoutMask(*dropout_key(7, 4), keep_threshold(0.1), p.a, p.b, p.dropped_value, per_feature=True)
-    x, dy = (3 * rng.standard_normal((37, 29)).astype(dtype) for _ in range(2))
-    b, labels = rng.standard_normal(29).astype(dtype), rng.integers(0, 29, 37)
-    y = be.bias_selu_dropout_forward(x, b, mask, ALPHA_01, LAMBDA_01)
-    loss, probs = be.softmax_cross_entropy_forward(x, labels)
-    param, velocity = x.copy(), dy.copy()
-    be.sgd_update(param, dy, velocity, 0.1, 0.9, 1e-3, True)
-    plain = x.copy()
-    be.sgd_update(plain, dy, None, 0.1, weight_decay=1e-3)
-    adam = [x.copy(), 0.1 * dy, np.abs(dy)]  # param, m, v
-    be.adam_update(adam[0], dy, adam[1], adam[2], 0.01, 0.9, 0.999, 1e-8, 1e-2, 3, True)
-    return [be.selu_forward(x, ALPHA_01, LAMBDA_01), be.selu_backward(dy, x, ALPHA_01, LAMBDA_01),
-            be.alpha_dropout_forward(x, mask), be.alpha_dropout_backward(dy, mask),
-            be.alpha_dropout_forward(x, per_feature), be.bias_selu_forward(x, b, ALPHA_01, LAMBDA_01), y,
-            *be.bias_selu_backward(dy, y, ALPHA_01, LAMBDA_01),
-            *be.bias_selu_dropout_backward(dy, y, mask, ALPHA_01, LAMBDA_01), be.column_sum(x),
-            loss, probs, be.softmax_cross_entropy_backward(probs, labels), param, velocity, plain, *adam]
-
-
 @pytest.fixture
 def fresh_kernel_loading(monkeypatch, tmp_path):
     """An empty compiled-kernel cache, and no kernel table remembered from earlier backends."""
@@ -61,17 +38,22 @@ def fresh_kernel_loading(monkeypatch, tmp_path):
     numba_backend._load_kernels.cache_clear()
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_and_jitted_kernels_give_the_same_bits(dtype):
+def test_every_kernel_in_the_table_is_reached_by_an_op_the_harness_tests():
+    """tests/test_ops.py compares the compiled kernels with the jitted ones bit for bit, op by op;
+    here, that those ops (every variant, every case, one shape each) reach every kernel compiled."""
+    import backend_cases as bc
+
     from minisnn.backends.numba_kernels import KERNELS
 
-    compiled, jitted = compiled_numba_backend(), NumbaBackend(kernels="jit")
-    assert compiled.kernel_source.startswith("compiled") and jitted.kernel_source == "jit"
+    compiled = compiled_numba_backend()
+    assert compiled.kernel_source.startswith("compiled")
     compiled._kernels = RecordingTable(compiled._kernels)
-    results = [every_op(be, np.random.default_rng(0), dtype) for be in (compiled, jitted)]
-    assert compiled._kernels.used == set(KERNELS)  # every kernel, once per op at least
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    for op, variant in bc.tested_variants(compiled):
+        for case in bc.CASES[op]:
+            shape = case.shapes[2]
+            args = case.make(bc.case_rng(case, shape), shape, compiled.dtype)
+            compiled.variants(op)[variant](**{k: bc.to_backend(compiled, v) for k, v in args.items()})
+    assert compiled._kernels.used == set(KERNELS)
 
 
 def test_an_op_whose_kernel_the_compiled_module_lacks_fails_naming_it(fresh_kernel_loading, monkeypatch):
