@@ -8,15 +8,10 @@ holds the case table, conftest.py the one tolerance table). Backends:
   (so the whole sweep does not run twice); skipped where they cannot be built, failed then
   with MINISNN_REQUIRE_COMPILED_KERNELS=1;
 - "cupy" (marked gpu): on a real GPU every op; under the CUDA emulator (run in a child process
-  by test_cupy_cases_pass_on_the_cuda_emulator) the ops the CuPy backend has kernels for.
+  by tests/test_cuda_emulated.py) the ops the CuPy backend has kernels for, on smaller shapes.
 """
 
 import functools
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +21,6 @@ from conftest import compiled_numba_backend
 from minisnn.backends import BackendUnavailable, get_backend
 from minisnn.backends.base import OPS
 
-ROOT = Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "float64")
 BACKENDS = ("numpy", "numba-jit", "cupy")
 # Under the CUDA emulator every CUDA thread is a fiber on the CPU: the SGEMMs, the column
@@ -192,27 +186,3 @@ def test_compiled_numba_kernels_equal_the_jitted_ones_bit_for_bit(op, dtype):
                     for name in results[0]:
                         assert np.array_equal(results[0][name], results[1][name], equal_nan=True), (
                             f"{op} {variant} {case.id} {shape} {layout}: compiled and jitted {name} differ")
-
-
-# ---- CuPy kernels on the CUDA emulator ------------------------------------------------------------
-
-@pytest.mark.skipif(shutil.which("g++") is None or not sys.platform.startswith("linux"),
-                    reason="the CUDA emulator needs Linux and g++")
-def test_cupy_cases_pass_on_the_cuda_emulator():
-    """The gpu-marked tests of this file in a child process whose `import cupy` is the CPU emulator."""
-    import cuda_emulator
-    from cuda_emulator import build
-
-    from minisnn import kernel_sources
-
-    build.build_all([(kernel_sources.load_source(stem), kernel_sources.name_expressions(stem))
-                     for stem in kernel_sources.KERNELS])
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "--capture=sys",
-               "-x", "tests/test_ops.py"]
-    result = subprocess.run(command, cwd=ROOT, env=cuda_emulator.environment(), capture_output=True, text=True,
-                            timeout=600, check=False)
-    tail = (result.stdout + result.stderr)[-6000:]
-    assert result.returncode == 0, tail
-    last_line = result.stdout.strip().splitlines()[-1]
-    counts = {outcome: int(count) for count, outcome in re.findall(r"(\d+) (\w+)", last_line)}
-    assert counts.get("passed", 0) > 300 and set(counts) <= {"passed", "deselected"}, tail
