@@ -9,8 +9,7 @@ contract facts a backend must honour: which keyword arguments take preallocated 
 ops the output whose dropped elements hold an exact value.
 
 run_case() runs one case on one backend variant and checks all of it; tests/test_ops.py
-parametrizes it over backend x op x variant x dtype x shape. check_all_ops(be) runs every case
-on one backend object.
+parametrizes it over backend x op x variant x dtype x shape.
 """
 
 from __future__ import annotations
@@ -526,12 +525,3 @@ def tested_variants(be) -> list[tuple[str, str]]:
                 continue
             pairs.append((op, name))
     return pairs
-
-
-def check_all_ops(be, shapes_per_case: int | None = None) -> None:
-    """Every case of every tested variant on one backend object (its own dtype)."""
-    for op, name in tested_variants(be):
-        fn = be.variants(op)[name]
-        for case in CASES[op]:
-            for shape in case.shapes[:shapes_per_case]:
-                run_case(be, fn, case, shape)

@@ -60,9 +60,6 @@ TOLERANCE_TABLE = {
         "loss": Tolerance(rtol=8 * _EPS64, atol=_TINY64, per_term=2 * _EPS64),
     },
 }
-# The elementwise row in the older {"rtol", "atol"} form (tests/test_numba_backend.py reads it).
-TOLERANCES = {dtype: {"rtol": row["elementwise"].rtol, "atol": row["elementwise"].atol}
-              for dtype, row in TOLERANCE_TABLE.items()}
 
 
 def assert_close(actual, expected, dtype, kind: str = "elementwise", magnitude=None, terms: int = 1,

@@ -7,11 +7,12 @@ What it is
     kernels/*.cu text with g++ (build.py) after cuda_emulator.h, which supplies the CUDA vocabulary
     (threadIdx, blockIdx, blockDim, gridDim, __shared__, __syncthreads, ...), and its launches
     run every CUDA thread of a block as a fiber on the CPU. tests/test_cuda_emulated.py runs the
-    GPU tests of tests/test_cupy_backend.py this way, so CI checks every kernel and every variant
-    against minisnn.reference without a GPU. By hand, from the repository root:
+    GPU tests of tests/test_cupy_backend.py and tests/test_ops.py this way, so CI checks every
+    kernel and every variant against minisnn.reference without a GPU. By hand, from the
+    repository root:
 
         PYTHONPATH=tests/cuda_emulator:tests:. python -m pytest -m gpu -q --capture=sys \\
-            tests/test_cupy_backend.py tests/cuda_emulator/emulator_checks.py
+            tests/test_cupy_backend.py tests/test_ops.py tests/cuda_emulator/emulator_checks.py
 
     (--capture=sys, so that the report of a kernel's memory fault, written from C just before the
     process dies, is not swallowed by pytest's output capture.) The GPU benchmark scripts run
