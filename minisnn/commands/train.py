@@ -17,7 +17,7 @@ from ..backends import BACKEND_NAMES, get_backend
 from ..callbacks import Checkpoint, EarlyStopping
 from ..checkpoint import load_training_state, save_checkpoint
 from ..data import ArrayDataset, BatchIterator, DataError, Standardizer, load_dataset, make_synthetic, stratified_split
-from ..data.registry import _tox21_folder
+from ..data.registry import tox21_folder
 from ..data.tox21 import read_tox21_tables
 from ..init import INITIALIZERS
 from ..model import ACTIVATIONS, SHAPES, mlp
@@ -184,7 +184,7 @@ def load_task_data(args, kind: str, holdout: float, seed: int) -> TaskData:
         out = TaskData(data.name, ClassificationTask(data.n_classes), data.x_train, data.y_train, data.x_test,
                        data.y_test)
     elif kind == "multitask" and spec.lower() == "tox21":
-        tables = read_tox21_tables(_tox21_folder(args.data_root))
+        tables = read_tox21_tables(tox21_folder(args.data_root))
         task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
         out = TaskData("tox21", task, tables.train.x, task.targets_with_missing(tables.train.labels, tables.train.mask),
                        tables.test.x, task.targets_with_missing(tables.test.labels, tables.test.mask))

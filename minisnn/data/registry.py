@@ -34,7 +34,7 @@ def _uci_folder(name: str, root: str | os.PathLike | None) -> Path:
     return folder
 
 
-def _tox21_folder(root: str | os.PathLike | None) -> Path:
+def tox21_folder(root: str | os.PathLike | None) -> Path:
     folder = data_root(root) / "tox21"
     missing = [name for name in TOX21_FILES if not (folder / name).is_file()]
     if missing:
@@ -64,7 +64,7 @@ def load_dataset(
     if lowered.startswith("uci:"):
         return read_uci(_uci_folder(name[4:], root))
     if lowered == "tox21" or lowered.startswith("tox21:"):
-        return read_tox21(_tox21_folder(root), task=name[6:] or None)
+        return read_tox21(tox21_folder(root), task=name[6:] or None)
     path = Path(name).expanduser()
     if path.is_dir() and (path / f"{path.name}.txt").is_file():
         return read_uci(path)
