@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from . import metrics
+from . import metrics, reference
 from .backends.base import Backend
 from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 
@@ -135,15 +135,13 @@ class ClassificationTask(Task):
         return (backend.asarray(y, dtype=np.int64),)
 
     def _metrics(self, logits, y):
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)
+        loss, probs = reference.softmax_cross_entropy_forward(logits, y)  # probs (N, C)
         predicted = logits.argmax(axis=1)  # (N,)
-        out = {"loss": -float(log_probs[np.arange(len(y)), y].mean()),
-               "accuracy": metrics.accuracy(y, predicted),
+        out = {"loss": float(loss), "accuracy": metrics.accuracy(y, predicted),
                "balanced_accuracy": metrics.balanced_accuracy(y, predicted)}
         if logits.shape[1] == 2:
             both = np.unique(y).size == 2
-            out["roc_auc"] = metrics.roc_auc(y, np.exp(log_probs[:, 1])) if both else float("nan")
+            out["roc_auc"] = metrics.roc_auc(y, probs[:, 1]) if both else float("nan")
         return out
 
     def config(self):
@@ -188,16 +186,21 @@ class MultiTaskBinaryTask(Task):
     def loss(self, backend):
         return SigmoidBinaryCrossEntropy(backend)
 
+    @staticmethod
+    def _split_missing(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(targets (N, T) with 0 where missing, known (N, T) as 1.0 where a label is present)."""
+        known = ~np.isnan(y) if y.dtype.kind == "f" else np.ones(y.shape, dtype=bool)
+        return np.where(known, y, 0.0), known.astype(np.float64)
+
     def prepare_targets(self, y, backend):
-        known = ~np.isnan(y) if y.dtype.kind == "f" else np.ones(y.shape, dtype=bool)  # (N, T)
-        return (backend.asarray(np.where(known, y, 0), dtype=backend.dtype), backend.asarray(known, dtype=backend.dtype))
+        targets, known = self._split_missing(y)
+        return backend.asarray(targets, dtype=backend.dtype), backend.asarray(known, dtype=backend.dtype)
 
     def _metrics(self, logits, y):
-        known = ~np.isnan(y) if y.dtype.kind == "f" else np.ones(y.shape, dtype=bool)  # (N, T)
-        targets = np.where(known, y, 0.0)
-        terms = np.maximum(logits, 0) - logits * targets + np.log1p(np.exp(-np.abs(logits)))  # (N, T)
-        per_task = metrics.roc_auc_per_task(targets, logits, known)  # (T,), NaN for single-class tasks
-        out = {"loss": float(terms[known].mean()), "roc_auc": metrics.mean_roc_auc(per_task)}
+        targets, known = self._split_missing(y)
+        loss = float(reference.sigmoid_cross_entropy_forward(logits, targets, known)) / known.sum()
+        per_task = metrics.roc_auc_per_task(targets, logits, known.astype(bool))  # (T,), NaN for single-class tasks
+        out = {"loss": loss, "roc_auc": metrics.mean_roc_auc(per_task)}
         out.update({f"roc_auc_{name}": float(value) for name, value in zip(self.task_names, per_task)})
         return out
 
