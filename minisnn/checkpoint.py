@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 from . import __version__
 from .backends import get_backend
 from .backends.base import SUPPORTED_DTYPES, Backend
+from .files import write_atomically
 from .model import Sequential
 from .optim import Optimizer, optimizer_from_config
 
@@ -63,18 +63,7 @@ def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: Optim
     }
     payload = dict(arrays)
     payload[HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda handle: np.savez(handle, **payload))
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

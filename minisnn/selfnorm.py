@@ -10,7 +10,6 @@ the field of g (the paper's Figure 2) and the per-layer statistics, with matplot
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +18,7 @@ from .backends import get_backend
 from .backends.base import Backend
 from .data import LabeledData, make_synthetic
 from .data.preprocessing import standardize
+from .files import write_atomically
 from .layers import ELU, SELU, LinearSELU, ReLU, Tanh
 from .model import Sequential, mlp
 from .monitor import ActivationMonitor
@@ -186,17 +186,5 @@ def plot_selfnorm(result: SelfNormResult, path: str | os.PathLike) -> None:
     var_ax.set(xlabel="layer", ylabel="variance of activations", yscale="log", title="variance per layer")
     mean_ax.set(xlabel="layer", ylabel="mean of activations", title="mean per layer")
     var_ax.legend(fontsize=8)
-    _save_atomically(figure, path)
+    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
 
-
-def _save_atomically(figure, path: str | os.PathLike) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".selfnorm-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

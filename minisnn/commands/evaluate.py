@@ -9,7 +9,8 @@ import numpy as np
 
 from ..checkpoint import load_model
 from ..tasks import ClassificationTask, MultiTaskBinaryTask, task_from_config
-from .train import add_data_arguments, format_metrics, load_task_data, write_atomically
+from ..files import write_atomically
+from .train import add_data_arguments, format_metrics, load_task_data
 
 
 def register(subparsers) -> None:
@@ -59,6 +60,6 @@ def run_evaluate(args) -> int:
     if args.predictions is not None:
         table, header, formats = prediction_table(task, model, x)
         write_atomically(args.predictions, lambda handle: np.savetxt(handle, table, delimiter=",", header=header,
-                                                                     comments="", fmt=formats))
+                                                                     comments="", fmt=formats), binary=False)
         print(f"predictions written to {args.predictions}")
     return 0

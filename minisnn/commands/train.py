@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
 
 import numpy as np
 
@@ -19,6 +16,7 @@ from ..checkpoint import load_training_state, save_checkpoint
 from ..data import ArrayDataset, BatchIterator, DataError, Standardizer, load_dataset, make_synthetic, stratified_split
 from ..data.registry import tox21_folder
 from ..data.tox21 import read_tox21_tables
+from ..files import write_atomically
 from ..init import INITIALIZERS
 from ..model import ACTIVATIONS, SHAPES, mlp
 from ..optim import SCHEDULES, SGD, Adam, AdamW, Schedule
@@ -220,19 +218,6 @@ def build_optimizer(args, model, total_steps: int):
     return OPTIMIZERS[args.optimizer](model, schedule=schedule, **{k: v for k, v in options.items() if v is not None})
 
 
-def write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
-    """write(handle) into a temporary text file in path's folder, then renamed to `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def format_metrics(metrics: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
 
@@ -317,5 +302,5 @@ def run_train(args) -> int:
     if args.metrics_json is not None:
         test = None if test_metrics is None else {k: None if np.isnan(v) else v for k, v in test_metrics.items()}
         write_atomically(args.metrics_json,
-                         lambda handle: json.dump({**history.to_dict(), "test": test}, handle, indent=2))
+                         lambda handle: json.dump({**history.to_dict(), "test": test}, handle, indent=2), binary=False)
     return 0

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import write_atomically
 from .errors import DataError, DataNotFound
 from .locations import ENV_VAR, SYSTEM_FASHION_MNIST, data_root
 
@@ -74,18 +74,8 @@ def fetch_url(url: str) -> bytes:
 
 
 def atomic_write(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` through a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    """Write `payload` to `path` atomically (minisnn.files.write_atomically)."""
+    write_atomically(path, lambda handle: handle.write(payload))
 
 
 def _zip_member(payload: bytes, member: str, url: str, target: Path) -> bytes:
