@@ -119,12 +119,21 @@ def _upgrade_version_1(header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
     return arrays
 
 
+def _read_current(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """read_checkpoint, with a version 1 file's arrays renamed as version 2 stores them."""
+    header, arrays = read_checkpoint(path)
+    if header["format_version"] == 1:
+        try:
+            arrays = _upgrade_version_1(header, arrays)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from exc
+    return header, arrays
+
+
 def _build_model(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> Sequential:
     if backend.dtype.name != header["dtype"]:
         raise CheckpointError(f"{path}: saved as {header['dtype']}, but the backend is {backend.dtype.name}")
     try:
-        if header["format_version"] == 1:
-            arrays = _upgrade_version_1(header, arrays)
         model = Sequential.from_config(header["model"], backend)
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: the architecture in the header is invalid: {exc}") from exc
@@ -141,7 +150,7 @@ def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Seque
 
     The checkpoint's free-form `meta` (e.g. the training data's standardization) is model.meta.
     """
-    header, arrays = read_checkpoint(path)
+    header, arrays = _read_current(Path(path))
     backend = backend or get_backend("numpy", dtype=header["dtype"])
     model = _build_model(Path(path), header, arrays, backend)
     model.meta = header.get("meta", {})
@@ -152,14 +161,12 @@ def load_training_state(path: str | os.PathLike, backend: Backend | None = None
                         ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
     """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored."""
     path = Path(path)
-    header, arrays = read_checkpoint(path)
+    header, arrays = _read_current(path)
     backend = backend or get_backend("numpy", dtype=header["dtype"])
     model = _build_model(path, header, arrays, backend)
     meta = header.get("meta", {})
     if header.get("optimizer") is None:
         return model, None, meta
-    if header["format_version"] == 1:
-        arrays = _upgrade_version_1(header, arrays)
     try:
         optimizer = optimizer_from_config(header["optimizer"]["config"], model)
         state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
