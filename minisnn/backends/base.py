@@ -52,6 +52,16 @@ OPS = (
     "tanh_backward",
     "sigmoid_forward",
     "sigmoid_backward",
+    "add",
+    "batch_norm_forward",
+    "batch_norm_inference",
+    "batch_norm_backward",
+    "layer_norm_forward",
+    "layer_norm_backward",
+    "weight_norm_forward",
+    "weight_norm_backward",
+    "highway_forward",
+    "highway_backward",
     "softmax_cross_entropy_forward",
     "softmax_cross_entropy_backward",
     "sigmoid_cross_entropy_forward",
@@ -167,6 +177,13 @@ class Backend:
     def _out(self, like, out):
         """`out`, or a new array shaped and typed like `like`."""
         return self.xp.empty_like(like) if out is None else out
+
+    def _store(self, value64, out, dtype):
+        """A float64 statistic rounded into `out` (or a new array of `dtype`)."""
+        if out is None:
+            return value64.astype(dtype)
+        out[...] = value64
+        return out
 
     def _keep(self, mask: DropoutMask, shape: tuple[int, ...]):
         """The mask's boolean keep array for `shape`, on this backend's device."""
@@ -317,6 +334,140 @@ class Backend:
         slope = self.xp.subtract(1.0, y)
         slope *= y
         return self.xp.multiply(dy, slope, out=out)
+
+    # ---- composite layers: residual sums, normalization, highway gates ---------------------------
+    def add(self, a, b, out=None):
+        """a + b, same shapes (a residual connection, and its backward's sum of two paths);
+        `out` may alias a or b."""
+        return self.xp.add(a, b, out=out)
+
+    def batch_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None,
+                           running_mean=None, running_var=None, momentum=0.1):
+        """Training-mode batch normalization of x (N, D), N >= 2, over the batch axis.
+
+        Per feature: mean, biased variance var, rstd = 1/sqrt(var + eps); y = gamma*(x - mean)*rstd
+        + beta with gamma, beta (D,). Writes mean and rstd (D,), which the backward takes, and
+        returns (y, mean, rstd). With running_mean and running_var (D,) given, also updates them in
+        place, PyTorch's convention: r = (1 - momentum)*r + momentum*s, s the batch mean and the
+        unbiased variance var*N/(N - 1). Statistics are accumulated in float64 (two passes: the
+        mean, then squared deviations), so a large common offset loses no precision.
+        `out` may alias x.
+        """
+        xp = self.xp
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(f"batch normalization needs at least 2 rows to estimate statistics, got {n}")
+        x64 = x.astype(xp.float64)
+        mean64 = x64.mean(axis=0)  # (D,)
+        var64 = ((x64 - mean64) ** 2).mean(axis=0)  # (D,)
+        rstd64 = 1.0 / xp.sqrt(var64 + eps)
+        if running_mean is not None:
+            running_mean[...] = (1.0 - momentum) * running_mean + momentum * mean64
+            running_var[...] = (1.0 - momentum) * running_var + momentum * var64 * (n / (n - 1))
+        mean = self._store(mean64, mean, x.dtype)
+        rstd = self._store(rstd64, rstd, x.dtype)
+        scale = gamma * rstd  # (D,)
+        shift = beta - mean * scale  # (D,)
+        out = xp.multiply(x, scale, out=out)
+        out += shift
+        return out, mean, rstd
+
+    def batch_norm_inference(self, x, gamma, beta, running_mean, running_var, eps, out=None):
+        """Evaluation-mode batch normalization: y = gamma*(x - running_mean)/sqrt(running_var + eps)
+        + beta for x (N, D), any N >= 1, one affine map per feature; `out` may alias x."""
+        scale = gamma / self.xp.sqrt(running_var + eps)  # (D,)
+        shift = beta - running_mean * scale
+        out = self.xp.multiply(x, scale, out=out)
+        out += shift
+        return out
+
+    def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        """(dx (N, D), dgamma (D,), dbeta (D,)) for training-mode y = batch_norm_forward(x), from
+        its input x and saved mean, rstd (D,). With x_hat = (x - mean)*rstd:
+        dbeta = sum_n dy, dgamma = sum_n dy*x_hat,
+        dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N). `dx` may alias dy."""
+        xp = self.xp
+        n = x.shape[0]
+        x_hat = (x - mean) * rstd  # (N, D)
+        dbeta = xp.sum(dy, axis=0, out=dbeta)
+        dgamma = xp.sum(dy * x_hat, axis=0, out=dgamma)
+        x_hat *= dgamma / n
+        x_hat += dbeta / n
+        dx = xp.subtract(dy, x_hat, out=dx)
+        dx *= gamma * rstd
+        return dx, dgamma, dbeta
+
+    def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+        """Layer normalization of each row of x (N, D) over its D features: per row mean, biased
+        variance var, rstd = 1/sqrt(var + eps); y = gamma*(x - mean)*rstd + beta, gamma, beta (D,).
+        Writes mean and rstd (N,) and returns (y, mean, rstd); statistics in float64 as in
+        batch_norm_forward. `out` may alias x."""
+        xp = self.xp
+        x64 = x.astype(xp.float64)
+        mean64 = x64.mean(axis=1)  # (N,)
+        var64 = ((x64 - mean64[:, None]) ** 2).mean(axis=1)  # (N,)
+        mean = self._store(mean64, mean, x.dtype)
+        rstd = self._store(1.0 / xp.sqrt(var64 + eps), rstd, x.dtype)
+        out = xp.subtract(x, mean[:, None], out=out)
+        out *= rstd[:, None]
+        out *= gamma
+        out += beta
+        return out, mean, rstd
+
+    def layer_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        """(dx (N, D), dgamma (D,), dbeta (D,)) for y = layer_norm_forward(x), from x and the saved
+        mean, rstd (N,). With x_hat = (x - mean)*rstd and g = dy*gamma (per row, means over D):
+        dx = rstd*(g - mean(g) - x_hat*mean(g*x_hat)); dgamma = sum_n dy*x_hat; dbeta = sum_n dy.
+        `dx` may alias dy."""
+        xp = self.xp
+        x_hat = (x - mean[:, None]) * rstd[:, None]  # (N, D)
+        dbeta = xp.sum(dy, axis=0, out=dbeta)
+        dgamma = xp.sum(dy * x_hat, axis=0, out=dgamma)
+        g = dy * gamma  # (N, D)
+        g_mean = g.mean(axis=1, keepdims=True)  # (N, 1)
+        gx_mean = (g * x_hat).mean(axis=1, keepdims=True)  # (N, 1)
+        x_hat *= gx_mean
+        g -= g_mean
+        g -= x_hat
+        return xp.multiply(g, rstd[:, None], out=dx), dgamma, dbeta
+
+    def weight_norm_forward(self, v, g, out=None, norm=None):
+        """Weight normalization of v (D_in, D_out) per output unit (column): norm_j = ||v[:, j]||,
+        w = v * g/norm with g (D_out,). Writes norm (D_out,) and returns (w, norm); a zero column
+        of v is a ValueError (its direction is undefined). `out` may alias v."""
+        xp = self.xp
+        norm64 = xp.sqrt((v.astype(xp.float64) ** 2).sum(axis=0))  # (D_out,)
+        if bool((norm64 == 0).any()):
+            raise ValueError(f"weight normalization: column {int(xp.argmax(norm64 == 0))} of v is all zeros")
+        norm = self._store(norm64, norm, v.dtype)
+        out = xp.multiply(v, g / norm, out=out)
+        return out, norm
+
+    def weight_norm_backward(self, dw, v, g, norm, dv=None, dg=None):
+        """(dv (D_in, D_out), dg (D_out,)) for w = weight_norm_forward(v, g), from the gradient dw of
+        w: dg = sum_i dw*v / norm; dv = (g/norm)*(dw - v*dg/norm). `dv` may alias dw."""
+        xp = self.xp
+        dg = xp.divide(xp.sum(dw * v, axis=0), norm, out=dg)
+        projection = v * (dg / norm)  # (D_in, D_out)
+        dv = xp.subtract(dw, projection, out=dv)
+        dv *= g / norm
+        return dv, dg
+
+    def highway_forward(self, h, t, x, out=None):
+        """The highway mix y = t*h + (1 - t)*x = x + t*(h - x) of the transform h, the gate t (in
+        [0, 1]) and the carried input x, all (N, D); `out` may alias h."""
+        diff = self.xp.subtract(h, x)
+        diff *= t
+        return self.xp.add(x, diff, out=out)
+
+    def highway_backward(self, dy, h, t, x, dh=None, dt=None, dx=None):
+        """(dh, dt, dx) for y = highway_forward(h, t, x): dh = dy*t, dt = dy*(h - x),
+        dx = dy*(1 - t) (the carry path only). None of the outputs may alias dy."""
+        xp = self.xp
+        dt = xp.multiply(dy, xp.subtract(h, x), out=dt)
+        dx = xp.multiply(dy, xp.subtract(1.0, t), out=dx)
+        dh = xp.multiply(dy, t, out=dh)
+        return dh, dt, dx
 
     # ---- losses and metrics ---------------------------------------------------------------------
     def softmax_cross_entropy_forward(self, logits, labels, probs=None):
