@@ -55,6 +55,7 @@ OPS = (
     "add",
     "batch_norm_forward",
     "batch_norm_inference",
+    "batch_norm_inference_backward",
     "batch_norm_backward",
     "layer_norm_forward",
     "layer_norm_backward",
@@ -380,6 +381,18 @@ class Backend:
         out = self.xp.multiply(x, scale, out=out)
         out += shift
         return out
+
+    def batch_norm_inference_backward(self, dy, x, gamma, running_mean, running_var, eps, dx=None, dgamma=None,
+                                      dbeta=None):
+        """(dx, dgamma, dbeta) for y = batch_norm_inference(x), a fixed affine map per feature (for
+        fine-tuning with frozen statistics): with rstd = 1/sqrt(running_var + eps) and
+        x_hat = (x - running_mean)*rstd, dx = dy*gamma*rstd, dgamma = sum_n dy*x_hat,
+        dbeta = sum_n dy. `dx` may alias dy."""
+        xp = self.xp
+        rstd = 1.0 / xp.sqrt(running_var + eps)  # (D,)
+        dbeta = xp.sum(dy, axis=0, out=dbeta)
+        dgamma = xp.sum(dy * ((x - running_mean) * rstd), axis=0, out=dgamma)
+        return xp.multiply(dy, gamma * rstd, out=dx), dgamma, dbeta
 
     def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
         """(dx (N, D), dgamma (D,), dbeta (D,)) for training-mode y = batch_norm_forward(x), from
