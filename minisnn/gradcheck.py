@@ -19,6 +19,11 @@ from .backends.base import Backend
 from .layers import Layer
 
 
+# Central differences of an objective of size |f| ~ 1-100 with eps = 1e-6 carry rounding noise of
+# about 1e-16*|f|/eps ~ 1e-10..1e-8: differences below this floor say nothing.
+NOISE_FLOOR = 1e-7
+
+
 @dataclass(frozen=True)
 class GradientCheck:
     """One comparison: which array, which check, the two values and their relative error."""
@@ -30,8 +35,10 @@ class GradientCheck:
 
     @property
     def relative_error(self) -> float:
-        scale = max(abs(self.analytic), abs(self.numeric))
-        return 0.0 if scale == 0.0 else abs(self.analytic - self.numeric) / scale
+        """|analytic - numeric| relative to the larger of the two, or to NOISE_FLOOR when both are
+        smaller (a gradient that is exactly 0, such as a bias's before batch normalization)."""
+        scale = max(abs(self.analytic), abs(self.numeric), NOISE_FLOOR)
+        return abs(self.analytic - self.numeric) / scale
 
 
 def dodge_kinks(x: np.ndarray, margin: float = 1e-2, kink: float = 0.0) -> np.ndarray:
@@ -100,9 +107,10 @@ class _BufferSnapshot:
 
 
 def check_layer(layer: Layer, x, rng: np.random.Generator | None = None, eps: float = 1e-6,
-                n_entries: int = 3) -> list[GradientCheck]:
+                n_entries: int = 3, train: bool = True) -> list[GradientCheck]:
     """Check a layer's dx and every parameter gradient (children's included) at input x (N, D_in),
-    in training mode."""
+    of the training-mode function (batch statistics, fixed dropout masks) or, with train=False,
+    of the evaluation-mode one (running statistics, no dropout)."""
     rng = rng or np.random.default_rng(0)
     be = layer.backend
     if be.dtype != np.float64:
@@ -113,10 +121,10 @@ def check_layer(layer: Layer, x, rng: np.random.Generator | None = None, eps: fl
 
     def objective() -> float:
         restore()
-        return float((layer.forward(x, train=True) * dy).sum())
+        return float((layer.forward(x, train=train) * dy).sum())
 
     restore()
-    layer.forward(x, train=True)
+    layer.forward(x, train=train)
     dx = layer.backward(dy)
     params = layer.named_parameters()
     gradients = {"x": dx.copy()} if dx is not None else {}
@@ -144,8 +152,9 @@ def check_loss(loss, pred, target, rng: np.random.Generator | None = None, eps: 
 
 
 def check_model(model, loss, x, target, rng: np.random.Generator | None = None, eps: float = 1e-6,
-                n_entries: int = 2) -> list[GradientCheck]:
-    """Check every parameter gradient of a whole model under a loss, in training mode."""
+                n_entries: int = 2, train: bool = True) -> list[GradientCheck]:
+    """Check every parameter gradient of a whole model under a loss, in training mode (or, with
+    train=False, of the evaluation-mode function)."""
     rng = rng or np.random.default_rng(0)
     be = model.backend
     x = be.asarray(x)
@@ -153,12 +162,12 @@ def check_model(model, loss, x, target, rng: np.random.Generator | None = None, 
 
     def objective() -> float:
         restore()
-        out = float(loss.forward(model.forward(x, train=True), target))
+        out = float(loss.forward(model.forward(x, train=train), target))
         model.backward(loss.backward())  # clears every layer's cache
         return out
 
     restore()
-    loss.forward(model.forward(x, train=True), target)
+    loss.forward(model.forward(x, train=train), target)
     model.backward(loss.backward())
     gradients = {p.name: p.grad.copy() for p in model.named_parameters()}
     arrays = {p.name: p.value for p in model.named_parameters()}

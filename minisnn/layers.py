@@ -5,8 +5,10 @@ A layer owns its parameters and their gradients (same keys, preallocated), its b
 normalization layer's running statistics), its child layers (composite layers such as residual
 blocks are made of layers) and its work arrays, reallocated only when the batch size changes: once
 warmed up a training step allocates no activation or gradient arrays. forward(x, train) returns
-an array owned by the layer, valid until its next forward; backward(dy) fills the grads, returns
-dx (never writing into dy) and consumes the cache. Every array operation is a backend op
+an array owned by the layer, valid until its next forward; backward(dy) differentiates the
+function that forward computed (training mode: batch statistics and this step's dropout masks;
+evaluation mode: running statistics, no dropout), fills the grads, returns dx (never writing
+into dy) and consumes the cache. Every array operation is a backend op
 (minisnn.backends.base). Weights have shape (D_in, D_out), so z = x @ W.
 
 named_parameters() and named_buffers() walk the tree ("<child>.<...>.<key>"); config() is the
@@ -130,7 +132,7 @@ class Layer:
 
     def _pop_cache(self):
         if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called without a training forward before it")
+            raise RuntimeError(f"{type(self).__name__}.backward called without a forward before it")
         cache, self._cache = self._cache, None
         return cache
 
@@ -182,7 +184,7 @@ class Linear(Layer):
     def forward(self, x, train: bool = True):
         z = self._affine(x)  # (N, D_out)
         y = self.backend.bias_add_forward(z, self.params["b"], out=z)
-        self._cache = x if train else None
+        self._cache = x
         return y
 
     def _backward_affine(self, x, dz):
@@ -273,7 +275,7 @@ class LinearSELU(Linear):
         else:
             mask = None
             y = be.bias_selu_forward(z, self.params["b"], self.alpha, self.lam, out=z)
-        self._cache = (x, y, mask) if train else None
+        self._cache = (x, y, mask)
         return y
 
     def backward(self, dy):
@@ -297,7 +299,7 @@ class _DropoutLayer(Layer):
 
     def forward(self, x, train: bool = True):
         if not (train and self.dropout.active):
-            self._cache = "identity" if train else None
+            self._cache = "identity"
             return x
         mask = self.dropout.next_mask()
         self._cache = mask
@@ -355,7 +357,7 @@ class _Activation(Layer):
     def forward(self, x, train: bool = True):
         op = getattr(self.backend, self.forward_op)
         y = op(x, *self._scalars(), out=self._workspace("y", x.shape))
-        self._cache = y if train else None
+        self._cache = y
         return y
 
     def backward(self, dy):
@@ -418,7 +420,7 @@ class Identity(Layer):
     """y = x."""
 
     def forward(self, x, train: bool = True):
-        self._cache = "identity" if train else None
+        self._cache = "identity"
         return x
 
     def backward(self, dy):

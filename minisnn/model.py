@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ DEFAULT_INIT = {"selu": "lecun_normal", "relu": "he_normal", "elu": "he_normal",
 
 # Config values left out of summary() rows when they hold these defaults.
 _SUMMARY_DEFAULTS = {"init_mode": None, "init": "lecun_normal", "alpha": ALPHA_01, "lam": LAMBDA_01,
-                     "mu": 0.0, "nu": 1.0}
+                     "mu": 0.0, "nu": 1.0, "eps": 1e-5, "momentum": 0.1}
 
 
 class Sequential(Layer):
@@ -137,15 +138,14 @@ class Sequential(Layer):
             raise ValueError(f"bad model config: missing or malformed {exc}") from exc
 
     def summary(self) -> str:
-        """A table of layers, output shapes and parameter counts."""
+        """A table of layers, output shapes and parameter counts; the layers inside a composite
+        layer (a highway layer, a residual block) follow it, indented, under dotted names."""
         rows = [("#", "layer", "output", "params")]
         for i, layer in enumerate(self.layers):
-            details = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in layer.config().items() if k not in ("type", "seed") and _SUMMARY_DEFAULTS.get(k, ...) != v)
-            name = f"{type(layer).__name__}({details})" if details else type(layer).__name__
-            rows.append((str(i), name, f"(N, {self.dims[i + 1]})", f"{layer.n_parameters():,}"))
+            rows.append((str(i), _describe(layer), f"(N, {self.dims[i + 1]})", f"{layer.n_parameters():,}"))
+            rows += _child_rows(layer, str(i), depth=1)
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        lines = ["  ".join(cell.ljust(w) if c == 1 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
+        lines = ["  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
                  for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         lines.append(f"input (N, {self.n_inputs}); {self.n_parameters():,} parameters; "
@@ -153,14 +153,36 @@ class Sequential(Layer):
         return "\n".join(lines)
 
 
+def _describe(layer: Layer) -> str:
+    """"Type(arg=value, ...)" with the arguments that differ from their usual defaults."""
+    details = ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in layer.config().items()
+                        if k not in ("type", "seed", "layers") and _SUMMARY_DEFAULTS.get(k, ...) != v)
+    return f"{type(layer).__name__}({details})" if details else type(layer).__name__
+
+
+def _child_rows(layer: Layer, prefix: str, depth: int) -> list[tuple[str, str, str, str]]:
+    """Summary rows for the children of a composite layer, recursively."""
+    rows = []
+    for name, child in layer.children.items():
+        rows.append((f"{prefix}.{name}", "  " * depth + _describe(child), "", f"{child.n_parameters():,}"))
+        rows += _child_rows(child, f"{prefix}.{name}", depth + 1)
+    return rows
+
+
 def layer_widths(width: int, depth: int, n_outputs: int, shape: str) -> list[int]:
-    """Hidden widths: constant ("rectangular") or shrinking geometrically toward n_outputs ("conic")."""
+    """The `depth` hidden widths: constant ("rectangular") or "conic", shrinking geometrically from
+    `width` towards n_outputs: layer i (0-based) has width * r**i units with r = (n_outputs /
+    width)**(1/depth), so the output layer would be the next step of the same progression;
+    rounded half up (floor(w + 0.5)) and never below n_outputs. E.g. width 1024, depth 4, 2
+    outputs: 1024, 215, 45, 10.
+    """
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     if shape == "rectangular":
         return [width] * depth
     ratio = (n_outputs / width) ** (1.0 / depth)
-    return [max(n_outputs, int(round(width * ratio**i))) for i in range(depth)]
+    return [max(n_outputs, int(math.floor(width * ratio**i + 0.5))) for i in range(depth)]
 
 
 def mlp(

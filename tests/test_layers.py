@@ -145,7 +145,7 @@ def test_backward_never_writes_into_dy_and_needs_a_forward(be64):
         before = dy.copy()
         layer.backward(dy)
         np.testing.assert_array_equal(dy, before, err_msg=name)
-        with pytest.raises(RuntimeError, match="without a training forward"):
+        with pytest.raises(RuntimeError, match="without a forward"):
             layer.backward(dy)
 
 
