@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from conftest import AWKWARD_SHAPES, assert_close
+from conftest import AWKWARD_SHAPES, EPS64, assert_close
 from minisnn import reference as ref
 from minisnn.backends.base import OPS, Backend
 from minisnn.constants import ALPHA_01, LAMBDA_01, alpha_dropout_params
@@ -136,8 +136,10 @@ class Case:
     outputs: dict[str, str]  # output name -> op class, in the order the op returns them
     out_args: tuple[str, ...] = ()  # keyword arguments taking preallocated outputs (named as the output)
     alias: tuple[tuple[str, str], ...] = ()  # (out argument, input) pairs allowed to share memory
-    in_place: tuple[str, ...] = ()  # inputs an update op changes (its outputs)
-    magnitude: Callable | None = None  # (args64, expected) -> {output: (magnitude, terms)} for sums
+    in_place: tuple[str, ...] = ()  # inputs the op changes in place (outputs, after the returned ones)
+    # (args64, expected) -> {output: (magnitude, terms)} for sums; an entry may add (magnitude64, terms64) of
+    # float64 accumulations inside the op (statistics), whose error does not shrink with the dtype.
+    magnitude: Callable | None = None
     masked: tuple[str, str] | None = None  # (output, "dropped" or "zero") on dropped elements
     id: str = field(init=False)
 
@@ -362,6 +364,189 @@ def _update_cases():
     return cases
 
 
+# ---- composite layers: residual sums, normalization, highway gates ---------------------------------
+
+EPS_NORM = 1e-5  # the eps of the normalization cases (PyTorch's default)
+OFFSET = 1e4  # a large common offset: one-pass or float32 statistics lose the variance under it
+BATCH_NORM_SHAPES = [(2, 1), (2, 31), (3, 1003), (257, 129), (4099, 3), (20, 4100)]  # N >= 2; N = 2 first
+
+
+def normalization_input(rng, shape, dtype, axis: int, offset: float = 0.0):
+    """offset + normal values, with one slice of constant values along `axis` (variance 0): the
+    first column for batch norm (axis 0), the first row for layer norm (axis 1), where the array
+    has more than one; with an offset the noise stays well above the dtype's spacing there."""
+    x = offset + rng.standard_normal(shape)
+    if shape[1 - axis] > 1:
+        constant = x[:, :1] if axis == 0 else x[:1, :]
+        constant[...] = offset + 0.7
+    return x.astype(dtype)
+
+
+def _statistics(x, axis: int, eps: float):
+    """(mean, var, rstd) of x (float64) along axis, two-pass."""
+    mean = x.mean(axis=axis)
+    var = ((x - np.expand_dims(mean, axis)) ** 2).mean(axis=axis)
+    return mean, var, 1.0 / np.sqrt(var + eps)
+
+
+def _normalization_forward_magnitude(x, gamma, beta, eps, axis: int) -> dict:
+    """|terms| of a normalization's y and statistics: y = x*scale + shift (or (x - mean)*rstd*gamma + beta)
+    with mean and rstd rounded to the dtype has terms |x|*|gamma|*rstd, |mean|*|gamma|*rstd, |beta|; mean and
+    rstd are rounded once from float64 sums of n terms, whose error (n*eps64 of mean |x|, of rstd) reaches y too."""
+    n = x.shape[axis]
+    mean, _, rstd = _statistics(x, axis, eps)
+    mean_abs = np.abs(x).mean(axis=axis)
+    if axis == 1:
+        mean, rstd, mean_abs = mean[:, None], rstd[:, None], mean_abs[:, None]
+    statistics_error = (mean_abs + np.abs(x) + np.abs(mean)) * np.abs(gamma) * rstd
+    return {"out": ((np.abs(x) + np.abs(mean)) * np.abs(gamma) * rstd + np.abs(beta), 1, statistics_error, 2 * n),
+            "mean": (np.abs(mean).reshape(-1), 1, mean_abs.reshape(-1), n),
+            "rstd": (rstd.reshape(-1), 1, rstd.reshape(-1), 2 * n)}
+
+
+def _batch_norm_forward_magnitude(a, e):
+    """As _normalization_forward_magnitude; the running statistics (1 - m)*r + m*s add one rounding to s's error."""
+    x, n = a["x"], len(a["x"])
+    terms = _normalization_forward_magnitude(x, a["gamma"], a["beta"], a["eps"], 0)
+    if a["running_mean"] is not None:
+        m, (mean, var, _) = a["momentum"], _statistics(x, 0, a["eps"])
+        terms["running_mean"] = ((1 - m) * np.abs(a["running_mean"]) + m * np.abs(mean), 1,
+                                 m * np.abs(x).mean(axis=0), n)
+        unbiased = var * n / (n - 1)
+        terms["running_var"] = ((1 - m) * np.abs(a["running_var"]) + m * unbiased, 1, m * unbiased, 2 * n)
+    return terms
+
+
+def _batch_norm_backward_magnitude(a, e):
+    """|terms| of dbeta = sum dy, dgamma = sum dy*x_hat and dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N);
+    x - mean is exact or within an ulp of itself (Sterbenz), so x_hat is as exact as its product."""
+    dy, n = a["dy"], len(a["dy"])
+    x_hat = np.abs(a["x"] - a["mean"]) * a["rstd"]
+    dbeta, dgamma = np.abs(dy).sum(axis=0), (np.abs(dy) * x_hat).sum(axis=0)
+    dx = np.abs(a["gamma"]) * a["rstd"] * (np.abs(dy) + dbeta / n + x_hat * dgamma / n)
+    return {"dx": (dx, n), "dgamma": (dgamma, n), "dbeta": (dbeta, n)}
+
+
+def _batch_norm_inference_backward_magnitude(a, e):
+    dy, rstd = np.abs(a["dy"]), 1.0 / np.sqrt(a["running_var"] + a["eps"])
+    x_hat = (np.abs(a["x"]) + np.abs(a["running_mean"])) * rstd
+    return {"dgamma": ((dy * x_hat).sum(axis=0), len(dy)), "dbeta": (dy.sum(axis=0), len(dy))}
+
+
+def _layer_norm_forward_magnitude(a, e):
+    return _normalization_forward_magnitude(a["x"], a["gamma"], a["beta"], a["eps"], 1)
+
+
+def _layer_norm_backward_magnitude(a, e):
+    """|terms| of dx = rstd*(g - mean(g) - x_hat*mean(g*x_hat)), g = dy*gamma (row means of D terms), and of
+    the column sums dgamma, dbeta (N terms)."""
+    dy, (n, d) = a["dy"], a["dy"].shape
+    x_hat = np.abs(a["x"] - a["mean"][:, None]) * a["rstd"][:, None]
+    g = np.abs(dy) * np.abs(a["gamma"])
+    dx = a["rstd"][:, None] * (g + g.mean(axis=1, keepdims=True) + x_hat * (g * x_hat).mean(axis=1, keepdims=True))
+    return {"dx": (dx, d), "dgamma": ((np.abs(dy) * x_hat).sum(axis=0), n), "dbeta": (np.abs(dy).sum(axis=0), n)}
+
+
+def _weight_norm_forward_magnitude(a, e):
+    return {"out": (np.abs(e["out"]), len(a["v"])), "norm": (e["norm"], len(a["v"]))}
+
+
+def _weight_norm_backward_magnitude(a, e):
+    """dg = sum_i dw*v / norm (D_in terms); dv = (g/norm)*(dw - v*dg/norm)."""
+    dw, v, norm = np.abs(a["dw"]), np.abs(a["v"]), a["norm"]
+    dg = (dw * v).sum(axis=0) / norm
+    return {"dv": (np.abs(a["g"]) / norm * (dw + v * dg / norm), len(v)), "dg": (dg, len(v))}
+
+
+def _batch_norm_forward_inputs(rng, s, dt, offset=0.0, running=True):
+    return {"x": normalization_input(rng, s, dt, 0, offset), "gamma": normal(rng, s[1:], dt),
+            "beta": normal(rng, s[1:], dt), "eps": EPS_NORM,
+            "running_mean": normal(rng, s[1:], dt, 0.1) if running else None,
+            "running_var": rng.uniform(0.5, 1.5, s[1:]).astype(dt) if running else None, "momentum": 0.1}
+
+
+def _batch_norm_backward_inputs(rng, s, dt, offset=0.0):
+    x = normalization_input(rng, s, dt, 0, offset)
+    mean, _, rstd = _statistics(x.astype(np.float64), 0, EPS_NORM)
+    return {"dy": gradient(rng, s, dt), "x": x, "gamma": normal(rng, s[1:], dt), "mean": stored(mean, dt),
+            "rstd": stored(rstd, dt)}
+
+
+def _layer_norm_backward_inputs(rng, s, dt, offset=0.0):
+    x = normalization_input(rng, s, dt, 1, offset)
+    mean, _, rstd = _statistics(x.astype(np.float64), 1, EPS_NORM)
+    return {"dy": gradient(rng, s, dt), "x": x, "gamma": normal(rng, s[1:], dt), "mean": stored(mean, dt),
+            "rstd": stored(rstd, dt)}
+
+
+def _weight_norm_backward_inputs(rng, s, dt):
+    v = normal(rng, s, dt)
+    return {"dw": gradient(rng, s, dt), "v": v, "g": normal(rng, s[1:], dt),
+            "norm": stored(np.sqrt((v.astype(np.float64) ** 2).sum(axis=0)), dt)}
+
+
+def _composite_cases():
+    bn_forward_outputs = {"out": "elementwise", "mean": "elementwise", "rstd": "elementwise"}
+    cases = [
+        Case("add", "", ELEMENTWISE_SHAPES, lambda rng, s, dt: {"a": normal(rng, s, dt, 2.0), "b": normal(rng, s, dt)},
+             {"out": "elementwise"}, ("out",), (("out", "a"), ("out", "b"))),
+        Case("batch_norm_inference", "", ROW_SHAPES,
+             lambda rng, s, dt: {"x": normalization_input(rng, s, dt, 0), "gamma": normal(rng, s[1:], dt),
+                                 "beta": normal(rng, s[1:], dt), "running_mean": normal(rng, s[1:], dt, 0.5),
+                                 "running_var": rng.uniform(0.0, 2.0, s[1:]).astype(dt), "eps": EPS_NORM},
+             {"out": "elementwise"}, ("out",), (("out", "x"),),
+             magnitude=lambda a, e: {"out": ((np.abs(a["x"]) + np.abs(a["running_mean"])) * np.abs(a["gamma"])
+                                             / np.sqrt(a["running_var"] + a["eps"]) + np.abs(a["beta"]), 1)}),
+        Case("batch_norm_inference_backward", "", ROW_SHAPES,
+             lambda rng, s, dt: {"dy": gradient(rng, s, dt), "x": normalization_input(rng, s, dt, 0),
+                                 "gamma": normal(rng, s[1:], dt), "running_mean": normal(rng, s[1:], dt, 0.5),
+                                 "running_var": rng.uniform(0.0, 2.0, s[1:]).astype(dt), "eps": EPS_NORM},
+             {"dx": "elementwise", "dgamma": "sum", "dbeta": "sum"}, ("dx", "dgamma", "dbeta"), (("dx", "dy"),),
+             magnitude=_batch_norm_inference_backward_magnitude),
+        Case("highway_forward", "", ELEMENTWISE_SHAPES,
+             lambda rng, s, dt: {"h": normal(rng, s, dt), "t": rng.uniform(size=s).astype(dt), "x": normal(rng, s, dt)},
+             {"out": "elementwise"}, ("out",), (("out", "h"),),
+             magnitude=lambda a, e: {"out": (np.abs(a["x"]) + a["t"] * (np.abs(a["h"]) + np.abs(a["x"])), 1)}),
+        Case("highway_backward", "", ELEMENTWISE_SHAPES,
+             lambda rng, s, dt: {"dy": gradient(rng, s, dt), "h": normal(rng, s, dt),
+                                 "t": rng.uniform(size=s).astype(dt), "x": normal(rng, s, dt)},
+             {"dh": "elementwise", "dt": "elementwise", "dx": "elementwise"}, ("dh", "dt", "dx"),
+             magnitude=lambda a, e: {"dt": (np.abs(a["dy"]) * (np.abs(a["h"]) + np.abs(a["x"])), 1),
+                                     "dx": (np.abs(a["dy"]) * (1.0 + a["t"]), 1)}),
+        Case("weight_norm_forward", "", AWKWARD_SHAPES,
+             lambda rng, s, dt: {"v": normal(rng, s, dt), "g": normal(rng, s[1:], dt)},
+             {"out": "sum", "norm": "sum"}, ("out", "norm"), (("out", "v"),), magnitude=_weight_norm_forward_magnitude),
+        Case("weight_norm_backward", "", AWKWARD_SHAPES, _weight_norm_backward_inputs, {"dv": "sum", "dg": "sum"},
+             ("dv", "dg"), (("dv", "dw"),), magnitude=_weight_norm_backward_magnitude),
+    ]
+    for setting, offset in (("", 0.0), ("offset", OFFSET)):
+        cases += [
+            Case("batch_norm_forward", setting, BATCH_NORM_SHAPES,
+                 lambda rng, s, dt, offset=offset: _batch_norm_forward_inputs(rng, s, dt, offset),
+                 {**bn_forward_outputs, "running_mean": "elementwise", "running_var": "elementwise"},
+                 ("out", "mean", "rstd"),
+                 (("out", "x"),), in_place=("running_mean", "running_var"), magnitude=_batch_norm_forward_magnitude),
+            Case("batch_norm_backward", setting, BATCH_NORM_SHAPES,
+                 lambda rng, s, dt, offset=offset: _batch_norm_backward_inputs(rng, s, dt, offset),
+                 {"dx": "sum", "dgamma": "sum", "dbeta": "sum"}, ("dx", "dgamma", "dbeta"), (("dx", "dy"),),
+                 magnitude=_batch_norm_backward_magnitude),
+            Case("layer_norm_forward", setting, ROW_SHAPES,
+                 lambda rng, s, dt, offset=offset: {
+                     "x": normalization_input(rng, s, dt, 1, offset), "gamma": normal(rng, s[1:], dt),
+                     "beta": normal(rng, s[1:], dt), "eps": EPS_NORM},
+                 bn_forward_outputs, ("out", "mean", "rstd"), (("out", "x"),), magnitude=_layer_norm_forward_magnitude),
+            Case("layer_norm_backward", setting, ROW_SHAPES,
+                 lambda rng, s, dt, offset=offset: _layer_norm_backward_inputs(rng, s, dt, offset),
+                 {"dx": "sum", "dgamma": "sum", "dbeta": "sum"}, ("dx", "dgamma", "dbeta"), (("dx", "dy"),),
+                 magnitude=_layer_norm_backward_magnitude),
+        ]
+    cases.append(Case("batch_norm_forward", "no_running_statistics", BATCH_NORM_SHAPES,
+                      lambda rng, s, dt: _batch_norm_forward_inputs(rng, s, dt, running=False),
+                      bn_forward_outputs, ("out", "mean", "rstd"), (("out", "x"),),
+                      magnitude=_batch_norm_forward_magnitude))
+    return cases
+
+
 CASE_LIST = [
     Case("matmul", "", MATMUL_SHAPES,
          lambda rng, nkm, dt: {"a": normal(rng, nkm[:2], dt), "b": normal(rng, nkm[1:], dt)},
@@ -375,6 +560,7 @@ CASE_LIST = [
     *_selu_cases(),
     *_dropout_cases(),
     *_activation_cases(),
+    *_composite_cases(),
     *_loss_cases(),
     *_update_cases(),
 ]
@@ -412,12 +598,13 @@ def float64_copies(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def collect(case: Case, result, args) -> dict[str, Any]:
-    """The op's outputs by name: its in-place arguments, or its (tuple of) results."""
-    if case.in_place:
-        return {name: args[name] for name in case.in_place if args[name] is not None}
-    results = result if isinstance(result, tuple) else (result,)
-    assert len(results) == len(case.outputs), f"{case.op} returned {len(results)} values, expected {len(case.outputs)}"
-    return dict(zip(case.outputs, results))
+    """The op's outputs by name: its (tuple of) results, then its in-place arguments (None skipped)."""
+    returned = [name for name in case.outputs if name not in case.in_place]
+    results = () if result is None and not returned else result if isinstance(result, tuple) else (result,)
+    assert len(results) == len(returned), f"{case.op} returned {len(results)} values, expected {len(returned)}"
+    got = dict(zip(returned, results))
+    got.update({name: args[name] for name in case.in_place if args[name] is not None})
+    return got
 
 
 def reference_outputs(case: Case, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -446,8 +633,9 @@ def compare_outputs(be, case: Case, got: dict[str, Any], args64, expected, dtype
             continue
         assert value.dtype == dtype, f"{what}: {name} has dtype {value.dtype}, expected {dtype}"
         assert value.shape == expected[name].shape, f"{what}: {name} has shape {value.shape}"
-        magnitude, terms = magnitudes.get(name, (None, 1))
-        assert_close(value, expected[name], dtype, kind, magnitude, terms, what=f"{what}: {name}")
+        magnitude, terms, *float64_sum = magnitudes.get(name, (None, 1))
+        extra = float64_sum[1] * EPS64 * float64_sum[0] if float64_sum else 0.0
+        assert_close(value, expected[name], dtype, kind, magnitude, terms, what=f"{what}: {name}", extra_bound=extra)
     return results
 
 
