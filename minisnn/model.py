@@ -181,6 +181,9 @@ def layer_widths(width: int, depth: int, n_outputs: int, shape: str) -> list[int
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
     if shape == "rectangular":
         return [width] * depth
+    if width < n_outputs:
+        raise ValueError(f"conic widths shrink from the first width towards the output size: width {width} "
+                         f"must be at least n_outputs {n_outputs}")
     ratio = (n_outputs / width) ** (1.0 / depth)
     return [max(n_outputs, int(math.floor(width * ratio**i + 0.5))) for i in range(depth)]
 
