@@ -141,6 +141,94 @@ def test_matmul_backward_as_the_layers_compute_it(rng):
     assert_gradient(ref.matmul(dz, w.T), numeric_gradient(f, {"x": x, "w": w}, "x"), "dx")
 
 
+# ---- composite layers: residual sums, normalization, highway gates -------------------------------------
+
+EPS_NORM = 1e-5
+
+
+def test_add_backward_passes_dy_to_both_summands(rng):
+    a, b, dy = rng.standard_normal(SHAPE), rng.standard_normal(SHAPE), rng.standard_normal(SHAPE)
+
+    def f(a, b):
+        return (dy * ref.add(a, b)).sum()
+
+    assert_gradient(dy, numeric_gradient(f, {"a": a, "b": b}, "a"), "da")
+    assert_gradient(dy, numeric_gradient(f, {"a": a, "b": b}, "b"), "db")
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_batch_norm_backward(offset, rng):
+    x = offset + 2 * rng.standard_normal(SHAPE)
+    gamma, beta, dy = rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE)
+
+    def f(x, gamma, beta):
+        return (dy * ref.batch_norm_forward(x, gamma, beta, EPS_NORM)[0]).sum()
+
+    _, mean, rstd = ref.batch_norm_forward(x, gamma, beta, EPS_NORM)
+    dx, dgamma, dbeta = ref.batch_norm_backward(dy, x, gamma, mean, rstd)
+    inputs = {"x": x, "gamma": gamma, "beta": beta}
+    assert_gradient(dx, numeric_gradient(f, inputs, "x"), "dx")
+    assert_gradient(dgamma, numeric_gradient(f, inputs, "gamma"), "dgamma")
+    assert_gradient(dbeta, numeric_gradient(f, inputs, "beta"), "dbeta")
+
+
+def test_batch_norm_inference_backward(rng):
+    x, gamma, beta, dy = (rng.standard_normal(SHAPE), rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE[1]),
+                          rng.standard_normal(SHAPE))
+    running_mean, running_var = rng.standard_normal(SHAPE[1]), rng.uniform(0.5, 2.0, SHAPE[1])
+
+    def f(x, gamma, beta):
+        return (dy * ref.batch_norm_inference(x, gamma, beta, running_mean, running_var, EPS_NORM)).sum()
+
+    dx, dgamma, dbeta = ref.batch_norm_inference_backward(dy, x, gamma, running_mean, running_var, EPS_NORM)
+    inputs = {"x": x, "gamma": gamma, "beta": beta}
+    assert_gradient(dx, numeric_gradient(f, inputs, "x"), "dx")
+    assert_gradient(dgamma, numeric_gradient(f, inputs, "gamma"), "dgamma")
+    assert_gradient(dbeta, numeric_gradient(f, inputs, "beta"), "dbeta")
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_layer_norm_backward(offset, rng):
+    x = offset + 2 * rng.standard_normal(SHAPE)
+    gamma, beta, dy = rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE)
+
+    def f(x, gamma, beta):
+        return (dy * ref.layer_norm_forward(x, gamma, beta, EPS_NORM)[0]).sum()
+
+    _, mean, rstd = ref.layer_norm_forward(x, gamma, beta, EPS_NORM)
+    dx, dgamma, dbeta = ref.layer_norm_backward(dy, x, gamma, mean, rstd)
+    inputs = {"x": x, "gamma": gamma, "beta": beta}
+    assert_gradient(dx, numeric_gradient(f, inputs, "x"), "dx")
+    assert_gradient(dgamma, numeric_gradient(f, inputs, "gamma"), "dgamma")
+    assert_gradient(dbeta, numeric_gradient(f, inputs, "beta"), "dbeta")
+
+
+def test_weight_norm_backward(rng):
+    v, g, dw = rng.standard_normal(SHAPE), rng.standard_normal(SHAPE[1]), rng.standard_normal(SHAPE)
+
+    def f(v, g):
+        return (dw * ref.weight_norm_forward(v, g)[0]).sum()
+
+    _, norm = ref.weight_norm_forward(v, g)
+    dv, dg = ref.weight_norm_backward(dw, v, g, norm)
+    assert_gradient(dv, numeric_gradient(f, {"v": v, "g": g}, "v"), "dv")
+    assert_gradient(dg, numeric_gradient(f, {"v": v, "g": g}, "g"), "dg")
+
+
+def test_highway_backward(rng):
+    h, x, dy = rng.standard_normal(SHAPE), rng.standard_normal(SHAPE), rng.standard_normal(SHAPE)
+    t = rng.uniform(0.1, 0.9, SHAPE)
+
+    def f(h, t, x):
+        return (dy * ref.highway_forward(h, t, x)).sum()
+
+    dh, dt, dx = ref.highway_backward(dy, h, t, x)
+    inputs = {"h": h, "t": t, "x": x}
+    assert_gradient(dh, numeric_gradient(f, inputs, "h"), "dh")
+    assert_gradient(dt, numeric_gradient(f, inputs, "t"), "dt")
+    assert_gradient(dx, numeric_gradient(f, inputs, "x"), "dx")
+
+
 # ---- losses: the loss itself is f --------------------------------------------------------------------
 
 def test_softmax_cross_entropy_backward(rng):

@@ -5,6 +5,8 @@ The torch network is built from the minisnn model's layers: nn.Linear layers hol
 its initial weights, torch's own SELU, and alpha dropout applied with the keep masks minisnn's
 layers draw (DropoutMask.keep for the layer's seed and the training step), with the affine map
 written out here from the paper (not taken from minisnn). The optimizer is torch.optim's.
+Also single ops: the reference's batch norm (training, with running statistics, and evaluation),
+layer norm and weight norm, forward and backward, against torch.nn.functional and autograd.
 Skipped without torch.
 """
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from minisnn import SGD, Adam, AdamW, get_backend, mlp, train_step
+from minisnn import reference as ref
 from minisnn.data import make_synthetic
 from minisnn.layers import SELU, AlphaDropout, Linear, LinearSELU
 from minisnn.losses import SoftmaxCrossEntropy
@@ -156,3 +159,83 @@ def test_training_steps_equal_torch(run, backend_name):
     assert np.isfinite(theirs).all() and not math.isclose(theirs[0], theirs[-1])  # it trains
     np.testing.assert_allclose(ours, theirs, rtol=1e-11)  # they agree to about 1e-15
     assert_same_weights(our_weights, their_weights, rtol=1e-11)
+
+
+# ---- single ops against torch.nn.functional (float64, autograd) -------------------------------------
+
+EPS_NORM = 1e-5
+OP_SHAPE = (6, 5)
+
+
+def _tensors(*arrays):
+    return [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+
+
+def _grads(*tensors):
+    return [t.grad.numpy() for t in tensors]
+
+
+@pytest.mark.parametrize("n", [2, 6])
+def test_batch_norm_training_and_running_statistics_equal_torch(n):
+    rng = np.random.default_rng(5)
+    x, gamma, beta = 3.0 + rng.standard_normal((n, 5)), rng.standard_normal(5), rng.standard_normal(5)
+    dy = rng.standard_normal((n, 5))
+    running_mean, running_var = rng.standard_normal(5), rng.uniform(0.5, 1.5, 5)
+    ours_mean, ours_var = running_mean.copy(), running_var.copy()
+    theirs_mean, theirs_var = torch.tensor(running_mean), torch.tensor(running_var)
+    tx, tgamma, tbeta = _tensors(x, gamma, beta)
+    y = torch.nn.functional.batch_norm(tx, theirs_mean, theirs_var, tgamma, tbeta, training=True, momentum=0.1,
+                                       eps=EPS_NORM)
+    y.backward(torch.tensor(dy))
+    ours, mean, rstd = ref.batch_norm_forward(x, gamma, beta, EPS_NORM, running_mean=ours_mean, running_var=ours_var,
+                                              momentum=0.1)
+    np.testing.assert_allclose(ours, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours_mean, theirs_mean.numpy(), rtol=1e-13)
+    np.testing.assert_allclose(ours_var, theirs_var.numpy(), rtol=1e-13)  # unbiased, as torch
+    for got, want, name in zip(ref.batch_norm_backward(dy, x, gamma, mean, rstd), _grads(tx, tgamma, tbeta),
+                               ("dx", "dgamma", "dbeta")):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11, err_msg=name)
+
+
+def test_batch_norm_inference_and_its_backward_equal_torch_eval():
+    rng = np.random.default_rng(6)
+    x, gamma, beta, dy = (rng.standard_normal(OP_SHAPE), rng.standard_normal(5), rng.standard_normal(5),
+                          rng.standard_normal(OP_SHAPE))
+    running_mean, running_var = rng.standard_normal(5), rng.uniform(0.5, 1.5, 5)
+    tx, tgamma, tbeta = _tensors(x, gamma, beta)
+    y = torch.nn.functional.batch_norm(tx, torch.tensor(running_mean), torch.tensor(running_var), tgamma, tbeta,
+                                       training=False, eps=EPS_NORM)
+    y.backward(torch.tensor(dy))
+    ours = ref.batch_norm_inference(x, gamma, beta, running_mean, running_var, EPS_NORM)
+    np.testing.assert_allclose(ours, y.detach().numpy(), rtol=1e-13, atol=1e-13)
+    grads = ref.batch_norm_inference_backward(dy, x, gamma, running_mean, running_var, EPS_NORM)
+    for got, want, name in zip(grads, _grads(tx, tgamma, tbeta), ("dx", "dgamma", "dbeta")):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13, err_msg=name)
+
+
+def test_layer_norm_equals_torch():
+    rng = np.random.default_rng(7)
+    x, gamma, beta, dy = (-2.0 + rng.standard_normal(OP_SHAPE), rng.standard_normal(5), rng.standard_normal(5),
+                          rng.standard_normal(OP_SHAPE))
+    tx, tgamma, tbeta = _tensors(x, gamma, beta)
+    y = torch.nn.functional.layer_norm(tx, (5,), tgamma, tbeta, eps=EPS_NORM)
+    y.backward(torch.tensor(dy))
+    ours, mean, rstd = ref.layer_norm_forward(x, gamma, beta, EPS_NORM)
+    np.testing.assert_allclose(ours, y.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for got, want, name in zip(ref.layer_norm_backward(dy, x, gamma, mean, rstd), _grads(tx, tgamma, tbeta),
+                               ("dx", "dgamma", "dbeta")):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-11, err_msg=name)
+
+
+def test_weight_norm_equals_torch_weight_norm():
+    """torch's weight norm over dim 0 of its (out, in) weight: a norm per output unit, our columns of (in, out)."""
+    rng = np.random.default_rng(8)
+    v, g, dw = rng.standard_normal((4, 3)), rng.standard_normal(3), rng.standard_normal((4, 3))
+    tv, tg = _tensors(v.T.copy(), g[:, None].copy())  # torch: v (out, in), g (out, 1)
+    w = torch._weight_norm(tv, tg, 0)
+    w.backward(torch.tensor(dw.T.copy()))
+    ours, norm = ref.weight_norm_forward(v, g)
+    np.testing.assert_allclose(ours, w.detach().numpy().T, rtol=1e-13, atol=1e-14)
+    dv, dg = ref.weight_norm_backward(dw, v, g, norm)
+    np.testing.assert_allclose(dv, tv.grad.numpy().T, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(dg, tg.grad.numpy()[:, 0], rtol=1e-12, atol=1e-13)
