@@ -137,6 +137,14 @@ class Layer:
         return cache
 
     def _check_input(self, x, d_in: int) -> None:
+        """TypeError unless x is an array of this backend in its dtype; ValueError unless (N, d_in)."""
+        name = type(self).__name__
+        if not isinstance(x, self.backend.xp.ndarray):
+            raise TypeError(f"{name} expects a {self.backend.xp.__name__} array, got {type(x).__name__}; "
+                            f"convert with backend.asarray(x)")
+        if x.dtype != self.backend.dtype:
+            raise TypeError(f"{name} expects {self.backend.dtype.name} input (the backend's dtype), got {x.dtype}; "
+                            f"convert with backend.asarray(x)")
         if x.ndim != 2 or x.shape[1] != d_in:
             raise ValueError(f"{type(self).__name__} expects input of shape (N, {d_in}), got {tuple(x.shape)}")
 

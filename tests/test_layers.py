@@ -8,8 +8,10 @@ from minisnn.constants import ALPHA_01, LAMBDA_01
 from minisnn.gradcheck import check_layer, check_model, dodge_kinks, max_relative_error
 from minisnn.layers import (ELU, LAYER_TYPES, SELU, AlphaDropout, Dropout, Identity, Layer, Linear, LinearSELU,
                             ReLU, Sigmoid, Tanh, layer_from_config)
+from minisnn.blocks import Highway, ResidualBlock
 from minisnn.losses import SoftmaxCrossEntropy
 from minisnn.model import Sequential, mlp
+from minisnn.normalization import BatchNorm1d, LayerNorm, WeightNormLinear
 
 TOLERANCE = 1e-6
 
@@ -49,7 +51,22 @@ LAYER_FACTORIES = {
     "AlphaDropout feature-wise": lambda be: AlphaDropout(0.3, be, seed=3, feature_wise=True),
     "LinearSELU+feature-wise dropout": lambda be: LinearSELU(9, 5, be, dropout=0.3, seed=1, feature_wise=True),
     "Sequential nested in a model": lambda be: _nested_sequential(be),
+    "BatchNorm1d": lambda be: BatchNorm1d(9, be, momentum=0.3),
+    "LayerNorm": lambda be: LayerNorm(9, be, eps=1e-3),
+    "WeightNormLinear": lambda be: WeightNormLinear(9, 5, be, seed=1),
+    "Highway": lambda be: Highway(9, be, seed=2),
+    "Highway tanh": lambda be: Highway(9, be, activation="tanh", gate_bias=0.5, seed=2),
+    "ResidualBlock": lambda be: ResidualBlock(9, be, seed=3),
+    "ResidualBlock diavolo": lambda be: ResidualBlock(9, be, bottleneck=0.25, seed=3),
 }
+
+
+def _with_moved_statistics(layer, be):
+    """The layer after one training forward on shifted, scaled data (running statistics away from
+    their start, parameters unchanged), so that evaluation differs from a fresh layer's."""
+    layer.forward(be.asarray(_inputs(seed=7) * 3.0 + 2.0), train=True)
+    layer.backward(be.asarray(np.ones((6, layer.forward(be.asarray(_inputs()), train=False).shape[1]))))
+    return layer
 
 
 @pytest.mark.parametrize("name", LAYER_FACTORIES)
@@ -59,6 +76,15 @@ def test_layer_gradients(be64, name):
     assert checks and max_relative_error(checks) < TOLERANCE, [c for c in checks if c.relative_error >= TOLERANCE]
     names = {c.array for c in checks}
     assert names == {"x", *(p.name for p in layer.named_parameters())}
+
+
+@pytest.mark.parametrize("name", LAYER_FACTORIES)
+def test_layer_gradients_in_evaluation_mode(be64, name):
+    """Backward after an evaluation forward differentiates the evaluation function (running
+    statistics, no dropout): what fine-tuning with frozen normalization layers needs."""
+    layer = _with_moved_statistics(LAYER_FACTORIES[name](be64), be64)
+    checks = check_layer(layer, _inputs(seed=1), rng=np.random.default_rng(6), train=False)
+    assert checks and max_relative_error(checks) < TOLERANCE, [c for c in checks if c.relative_error >= TOLERANCE]
 
 
 def test_gradcheck_detects_a_wrong_backward(be64):
@@ -154,6 +180,23 @@ def test_bad_input_shapes_are_named(be64):
         Linear(9, 5, be64).forward(be64.asarray(np.zeros((6, 8))))
     with pytest.raises(ValueError, match=r"model expects input of shape \(N, 9\)"):
         mlp(9, 2, depth=1, width=4, backend=be64).predict(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+@pytest.mark.parametrize("value, message", [
+    ([[0.0] * 9] * 6, "expects a numpy array, got list"),
+    (np.zeros((6, 9), np.int64), "expects float32 input .* got int64"),
+    (np.zeros((6, 9), np.float16), "expects float32 input .* got float16"),
+    (np.zeros((6, 9), np.float64), "expects float32 input .* got float64"),
+])
+def test_wrong_input_types_and_dtypes_are_the_same_error_on_every_backend(backend_name, value, message):
+    if backend_name == "numba":
+        pytest.importorskip("numba")
+    be = get_backend(backend_name, dtype="float32")
+    for layer in (Linear(9, 5, be), LinearSELU(9, 5, be), BatchNorm1d(9, be), Highway(9, be),
+                  mlp(9, 2, depth=1, width=4, backend=be)):
+        with pytest.raises(TypeError, match=message):
+            layer.forward(value)
 
 
 def test_layer_configs_round_trip(be64):
