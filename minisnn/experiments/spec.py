@@ -151,6 +151,8 @@ class TrialSpec:
         return digest({"dataset": self.dataset, "protocol": self.protocol})[:KEY_DIGITS]
 
     def seeds(self) -> dict[str, int]:
-        """model: weights and dropout masks; batches: the sample order; split: the validation rows."""
-        return {"model": seed_from(self.key, "model"), "batches": seed_from(self.key, "batches"),
+        """model: weights and dropout masks; batches: the sample order (both from the key without
+        the final-model rule, so both rules share one selection run); split: the validation rows."""
+        selection = digest({**self.to_dict(), "training": {k: v for k, v in self.training.items() if k != "final"}})
+        return {"model": seed_from(selection, "model"), "batches": seed_from(selection, "batches"),
                 "split": seed_from(self.split_key, "split")}
