@@ -84,8 +84,9 @@ def test_divergence_is_reported_not_raised(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"activations": ("selu", "gelu")}, "activations must be"),
-    ({"activations": ()}, "activations must be"),
+    ({"activations": ("selu", "gelu")}, r"unknown: \['gelu'\]"),
+    ({"activations": ()}, "choose at least one network"),
+    ({"activations": (), "methods": ("snn", "dense")}, r"unknown: \['dense'\]"),
     ({"depth": 0}, "depth >= 1"),
     ({"n_probe": 1}, "n_probe >= 2"),
 ])
@@ -123,5 +124,46 @@ def test_command_prints_the_table_and_writes_the_plot(tmp_path, capsys):
 
 
 def test_command_rejects_a_plot_name_that_is_not_png(tmp_path, capsys):
-    assert main(["selfnorm", "--depth", "2", "--plot", str(tmp_path / "out.pdf")]) == 1
+    assert main(["selfnorm", "--depth", "2", "--plot", str(tmp_path / "out.pdf")]) == 2
     assert "--plot writes a PNG file" in capsys.readouterr().err
+
+
+def test_methods_side_by_side_show_what_normalization_layers_do():
+    r = run_selfnorm(depth=6, width=64, activations=(), methods=("snn", "msra", "batchnorm", "layernorm", "resnet"),
+                     data=_small_data(), n_probe=512, epochs=1, batch_size=64)
+    assert {n for n, _ in r.statistics} == {"snn", "msra", "batchnorm", "layernorm", "resnet"}
+    snn, msra = r.statistics[("snn", "init")], r.statistics[("msra", "init")]
+    np.testing.assert_allclose(snn.variances, 1.0, atol=0.1)
+    assert np.all(msra.means > 0.2)  # ReLU outputs are never centred
+    for method in ("batchnorm", "layernorm"):  # normalized by the layer itself, in every phase
+        for phase in selfnorm.PHASES:
+            stats = r.statistics[(method, phase)]
+            assert stats.means.shape == (6,)
+            np.testing.assert_allclose(stats.means, 0.0, atol=0.05 if phase == "init" else 0.2)
+            np.testing.assert_allclose(stats.variances, 1.0, atol=0.05 if phase == "init" else 0.2)
+    resnet = r.statistics[("resnet", "init")]
+    assert resnet.means.shape == (7,)  # the input layer, then one row per block
+    assert np.all(np.diff(resnet.variances[1:]) > 0)  # the residual sums grow without a final normalization
+    text = format_selfnorm(r)
+    assert text.splitlines()[3].split()[1:] == ["g", "(SELU)", "snn", "msra", "batchnorm", "layernorm", "resnet"]
+    assert [line.split()[0] for line in text.splitlines()[4:11]] == [str(k) for k in range(7)]
+
+
+def test_measuring_leaves_the_running_statistics_as_they_were():
+    be = get_backend("numpy", dtype="float64")
+    from minisnn.methods import build_model
+
+    model = build_model("batchnorm", 16, 4, depth=2, width=8, backend=be)
+    before = model.state_arrays()
+    hidden_layer_statistics(model, be.asarray(np.random.default_rng(0).standard_normal((64, 16)) * 3 + 1))
+    after = model.state_arrays()
+    assert all(np.array_equal(before[name], after[name]) for name in before)
+
+
+def test_command_compares_methods(capsys):
+    code = main(["selfnorm", "--depth", "3", "--width", "16", "--samples", "64", "--epochs", "0",
+                 "--methods", "snn,batchnorm"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert next(line for line in out.splitlines() if line.lstrip().startswith("layer")).split()[3:] == \
+        ["snn", "batchnorm"]
