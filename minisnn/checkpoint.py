@@ -3,11 +3,15 @@
 Arrays: "param/<name>" and "buffer/<name>" (model.state_arrays(): weights, and non-parameter
 state such as dropout step counters or running statistics) and "optimizer/<slot>/<name>" (e.g.
 SGD's velocity, Adam's m and v). The header records the format and its version, the
-architecture (the model's config, children nested), the optimizer's settings and step, and the
-shape, dtype and SHA-256 of every array. Version 1 files (dropout steps in the header) still load. Files are written atomically (a temporary file
-in the same folder, fsynced, then renamed) and read with allow_pickle=False; anything missing,
-extra, malformed or modified gives a CheckpointError naming the file and the problem. Loading a
-model for inference needs NumPy only.
+architecture (the model's config, children nested), the optimizer's settings and step, free-form
+meta, and the shape, dtype and SHA-256 of every array; since format version 3 the header also
+holds the SHA-256 of itself, so that any change of header or arrays is detected. Every field is
+checked for type and range, every size against the file before anything is allocated (see
+minisnn.npz_archive), and the model and optimizer are rebuilt and compared with the records.
+Versions 1 and 2 still load: their arrays are verified by hash, their header only by those
+checks (docs/CHECKPOINTS.md). Files are written atomically and read without pickle; anything
+missing, extra, malformed or modified gives a CheckpointError naming the file and the problem.
+Loading a model for inference needs NumPy only.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +27,38 @@ import numpy as np
 
 from . import __version__
 from .backends import get_backend
-from .backends.base import SUPPORTED_DTYPES, Backend
+from .backends.base import Backend
+from .checkpoint_header import (
+    FORMAT,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    canonical_bytes,
+    check_implied_size,
+    check_meta,
+    check_numbers,
+    check_round_trip,
+    check_structure,
+    header_hash,
+    parse_header,
+)
 from .files import write_atomically
 from .model import Sequential
+from .npz_archive import ArchiveError, NpzArchive
 from .optim import Optimizer, optimizer_from_config
 
-FORMAT = "minisnn-checkpoint"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
 HEADER_KEY = "header.json"
+MAX_HEADER_BYTES = 64 << 20  # a header of 64 MiB is far beyond any model's (standardizers included)
+
+__all__ = ["CheckpointError", "UnhashedHeaderWarning", "save_checkpoint", "read_checkpoint", "load_model", "load_training_state",
+           "FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "HEADER_KEY"]
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, malformed, tampered with, or does not match the model."""
+
+
+class UnhashedHeaderWarning(UserWarning):
+    """A checkpoint of format version 1 or 2 was loaded: its header carries no checksum."""
 
 
 def _digest(array: np.ndarray) -> str:
@@ -44,9 +67,8 @@ def _digest(array: np.ndarray) -> str:
 
 def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: Optimizer | None = None,
                     meta: dict[str, Any] | None = None) -> Path:
-    """Write model (+ optimizer) to `path` (.npz) atomically; returns the path."""
+    """Write model (+ optimizer, + JSON-able meta) to `path` (.npz) atomically; returns the path."""
     path = Path(path)
-    be = model.backend
     arrays = model.state_arrays()
     if optimizer is not None:
         arrays.update({f"optimizer/{name}": a for name, a in optimizer.state_arrays().items()})
@@ -54,55 +76,71 @@ def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: Optim
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "minisnn_version": __version__,
-        "dtype": be.dtype.name,
+        "dtype": model.backend.dtype.name,
         "model": model.config(),
         "optimizer": None if optimizer is None else {"config": optimizer.config(), "step": optimizer.step_count},
         "meta": meta or {},
         "arrays": {name: {"shape": list(a.shape), "dtype": a.dtype.name, "sha256": _digest(a)}
                    for name, a in arrays.items()},
     }
+    try:
+        header["header_sha256"] = header_hash(header)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot save a checkpoint to {path}: meta must be JSON-able ({exc})") from None
     payload = dict(arrays)
-    payload[HEADER_KEY] = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+    payload[HEADER_KEY] = np.frombuffer(canonical_bytes(header), dtype=np.uint8)
     return write_atomically(path, lambda handle: np.savez(handle, **payload))
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """(header, arrays) of a checkpoint, fully validated against the header's records."""
-    path = Path(path)
+def _read_header(archive: NpzArchive) -> dict[str, Any]:
+    if HEADER_KEY not in archive.members:
+        raise ValueError(f"no {HEADER_KEY} record; not a minisnn checkpoint")
+    declared = archive.array_header(HEADER_KEY)
+    if declared.dtype.name != "uint8" or len(declared.shape) != 1:
+        raise ValueError(f"{HEADER_KEY} must be a 1-d uint8 array, got {declared.dtype.name}{list(declared.shape)}")
+    if declared.nbytes > MAX_HEADER_BYTES:
+        raise ValueError(f"{HEADER_KEY} declares {declared.nbytes:,} bytes, more than the {MAX_HEADER_BYTES:,} "
+                         f"a header may have")
+    return parse_header(archive.read(HEADER_KEY, declared.shape, "uint8").tobytes())
+
+
+def _read_checked(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(header, arrays), every size checked before its allocation and every array against its record."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise ValueError("no such checkpoint file" if not path.exists() else "not a file")
+    with NpzArchive(path) as archive:
+        header = _read_header(archive)
+        check_structure(header)
+        records = header["arrays"]
+        names = set(archive.members) - {HEADER_KEY}
+        if names != set(records):
+            raise ValueError(f"arrays do not match the header (missing {sorted(set(records) - names)}, "
+                             f"unexpected {sorted(names - set(records))})")
+        for name, record in records.items():  # the .npy headers: no data read yet
+            declared = archive.array_header(name)
+            if list(declared.shape) != record["shape"] or declared.dtype.name != record["dtype"]:
+                raise ValueError(f"array {name!r} is {declared.dtype.name}{list(declared.shape)}, the header says "
+                                 f"{record['dtype']}{record['shape']}")
+        check_numbers(header["model"], "model")
+        check_implied_size(header["model"], sum(int(np.prod(r["shape"], dtype=object)) for name, r in records.items()
+                                                if name.startswith(("param/", "buffer/"))))
+        arrays = {}
+        for name, record in records.items():
+            arrays[name] = archive.read(name, tuple(record["shape"]), record["dtype"])
+            if _digest(arrays[name]) != record["sha256"]:
+                raise ValueError(f"array {name!r} does not match its SHA-256 (file modified or corrupt)")
+    return header, arrays
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(header, arrays) of a checkpoint: the archive, the header's fields and every array's hash checked."""
+    path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable .npz checkpoint ({exc})") from exc
-    if HEADER_KEY not in contents:
-        raise CheckpointError(f"{path}: no {HEADER_KEY} record; not a minisnn checkpoint")
-    try:
-        header = json.loads(contents.pop(HEADER_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: the header is not valid JSON ({exc})") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: header format is {header.get('format') if isinstance(header, dict) else header!r}, "
-                              f"expected {FORMAT!r}")
-    if header.get("format_version") not in READABLE_VERSIONS:
-        raise CheckpointError(f"{path}: format version {header.get('format_version')!r} is not supported "
-                              f"(this minisnn reads versions {READABLE_VERSIONS})")
-    if header.get("dtype") not in SUPPORTED_DTYPES:
-        raise CheckpointError(f"{path}: dtype {header.get('dtype')!r} is not one of {SUPPORTED_DTYPES}")
-    records = header.get("arrays")
-    if not isinstance(records, dict) or set(records) != set(contents):
-        missing = sorted(set(records or {}) - set(contents))
-        extra = sorted(set(contents) - set(records or {}))
-        raise CheckpointError(f"{path}: arrays do not match the header (missing {missing}, unexpected {extra})")
-    for name, array in contents.items():
-        record = records[name]
-        if list(array.shape) != record.get("shape") or array.dtype.name != record.get("dtype"):
-            raise CheckpointError(f"{path}: array {name!r} is {array.dtype.name}{list(array.shape)}, the header "
-                                  f"says {record.get('dtype')}{record.get('shape')}")
-        if _digest(array) != record.get("sha256"):
-            raise CheckpointError(f"{path}: array {name!r} does not match its SHA-256 (file modified or corrupt)")
-    return header, contents
+        return _read_checked(path)
+    except (ValueError, ArchiveError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
 
 
 def _upgrade_version_1(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -113,64 +151,84 @@ def _upgrade_version_1(header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         raise ValueError("a version 1 header needs a layer_state list")
     for index, state in enumerate(states):
         if not isinstance(state, dict) or set(state) - {"step"}:
-            raise ValueError(f"layer_state[{index}] must be {{}} or {{'step': n}}, got {state!r}")
+            raise ValueError(f"layer_state[{index}] must be {{}} or {{'step': n}}, got {state!r:.100}")
         if "step" in state:
-            arrays[f"buffer/{index}.step"] = np.asarray(state["step"], dtype=np.int64)
+            step = state["step"]
+            if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+                raise ValueError(f"layer_state[{index}].step must be a non-negative integer, got {step!r:.100}")
+            arrays[f"buffer/{index}.step"] = np.asarray(step, dtype=np.int64)
     return arrays
 
 
-def _read_current(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """read_checkpoint, with a version 1 file's arrays renamed as version 2 stores them."""
-    header, arrays = read_checkpoint(path)
-    if header["format_version"] == 1:
-        try:
-            arrays = _upgrade_version_1(header, arrays)
-        except ValueError as exc:
-            raise CheckpointError(f"{path}: {exc}") from exc
-    return header, arrays
-
-
-def _build_model(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> Sequential:
+def _build_model(header: dict[str, Any], arrays: dict[str, np.ndarray], backend: Backend) -> Sequential:
     if backend.dtype.name != header["dtype"]:
-        raise CheckpointError(f"{path}: saved as {header['dtype']}, but the backend is {backend.dtype.name}")
+        raise ValueError(f"saved as {header['dtype']}, but the backend is {backend.dtype.name}")
     try:
         model = Sequential.from_config(header["model"], backend)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: the architecture in the header is invalid: {exc}") from exc
-    model_arrays = {name: a for name, a in arrays.items() if name.startswith(("param/", "buffer/"))}
-    try:
-        model.load_state_arrays(model_arrays)
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise ValueError(f"the architecture in the header is invalid: {exc}") from None
+    check_round_trip(header["model"], model.config(), "model")
+    targets = model.state_arrays()
+    saved = {name: a for name, a in arrays.items() if name.startswith(("param/", "buffer/"))}
+    for name in sorted(set(targets) & set(saved)):
+        if saved[name].dtype != targets[name].dtype:
+            raise ValueError(f"array {name!r} is {saved[name].dtype.name}, the model's is {targets[name].dtype.name}")
+    model.load_state_arrays(saved)
     return model
+
+
+def _build_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], model: Sequential) -> Optimizer | None:
+    record = header.get("optimizer")
+    state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
+    if record is None:
+        if state:
+            raise ValueError(f"optimizer state arrays {sorted(state)} but no optimizer in the header")
+        return None
+    try:
+        optimizer = optimizer_from_config(record["config"], model)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"invalid optimizer config: {exc}") from None
+    check_round_trip(record["config"], optimizer.config(), "optimizer.config")
+    for name, array in state.items():
+        if array.dtype != model.backend.dtype or not np.isfinite(array).all():
+            raise ValueError(f"optimizer state {name!r} must hold finite {model.backend.dtype.name} values")
+    try:
+        optimizer.load_state(record["step"], state)
+    except ValueError as exc:
+        raise ValueError(f"invalid optimizer state: {exc}") from None
+    return optimizer
+
+
+def load_training_state(path: str | os.PathLike, backend: Backend | None = None
+                        ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
+    """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored.
+
+    model.meta is meta too. The NumPy backend of the saved dtype unless one is given.
+    """
+    path = Path(path)
+    header, arrays = read_checkpoint(path)
+    if header["format_version"] < 3:
+        warnings.warn(f"{path}: format version {header['format_version']} has no header checksum: its arrays are "
+                      f"verified by SHA-256, its header only by type, range and consistency checks; save it again "
+                      f"to write version {FORMAT_VERSION}", UnhashedHeaderWarning, stacklevel=2)
+    try:
+        if header["format_version"] == 1:
+            arrays = _upgrade_version_1(header, arrays)
+        backend = backend or get_backend("numpy", dtype=header["dtype"])
+        model = _build_model(header, arrays, backend)
+        optimizer = _build_optimizer(header, arrays, model)
+        meta = header.get("meta", {})
+        check_meta(meta, model.n_inputs, model.n_outputs)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model.meta = meta
+    return model, optimizer, meta
 
 
 def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Sequential:
     """The model saved at `path`, ready for predict(); the NumPy backend unless one is given.
 
-    The checkpoint's free-form `meta` (e.g. the training data's standardization) is model.meta.
+    The whole checkpoint is checked (the optimizer's too). The checkpoint's free-form `meta`
+    (e.g. the training data's standardization) is model.meta.
     """
-    header, arrays = _read_current(Path(path))
-    backend = backend or get_backend("numpy", dtype=header["dtype"])
-    model = _build_model(Path(path), header, arrays, backend)
-    model.meta = header.get("meta", {})
-    return model
-
-
-def load_training_state(path: str | os.PathLike, backend: Backend | None = None
-                        ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
-    """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored."""
-    path = Path(path)
-    header, arrays = _read_current(path)
-    backend = backend or get_backend("numpy", dtype=header["dtype"])
-    model = _build_model(path, header, arrays, backend)
-    meta = header.get("meta", {})
-    if header.get("optimizer") is None:
-        return model, None, meta
-    try:
-        optimizer = optimizer_from_config(header["optimizer"]["config"], model)
-        state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
-        optimizer.load_state(header["optimizer"]["step"], state)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: invalid optimizer state: {exc}") from exc
-    return model, optimizer, meta
+    return load_training_state(path, backend)[0]

@@ -1,5 +1,6 @@
 """Checkpoints: bit-exact round trips, resumed training, atomic writes, tampering and mismatches."""
 
+import hashlib
 import json
 import os
 import zipfile
@@ -8,9 +9,14 @@ import numpy as np
 import pytest
 
 from minisnn import SGD, get_backend, load_model, load_training_state, mlp, save_checkpoint, train_step
-from minisnn.checkpoint import HEADER_KEY, CheckpointError, read_checkpoint
+from minisnn.checkpoint import HEADER_KEY, CheckpointError, UnhashedHeaderWarning, read_checkpoint
+from minisnn.checkpoint_header import header_hash
 from minisnn.losses import SoftmaxCrossEntropy
 from minisnn.optim import Schedule
+
+
+_META = {"holdout": 0.2, "seed": 0, "task": {"task": "classification", "n_classes": 3}, "class_labels": ["a", "b", "c"],
+         "standardizer": {"mean": [0.5] * 6, "scale": [2.0] * 6}, "epochs_done": 3}
 
 
 def _trained(tmp_path, dtype="float32", steps=3):
@@ -68,14 +74,21 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
 
 
-def _rewrite(path, mutate):
-    """Rewrite a checkpoint with mutate(header, arrays) applied, bypassing save_checkpoint."""
+def _rewrite(path, mutate, reseal=True):
+    """Rewrite a checkpoint with mutate(header, arrays) applied, bypassing save_checkpoint; resealing
+    recomputes the header's own hash (as a deliberate editor would), not the arrays' records."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     header = json.loads(arrays.pop(HEADER_KEY).tobytes())
     mutate(header, arrays)
+    if reseal and "header_sha256" in header:
+        header["header_sha256"] = header_hash(header)
     arrays[HEADER_KEY] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     np.savez(path, **arrays)
+
+
+def _sha256(array):
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -88,34 +101,81 @@ def _rewrite(path, mutate):
     (lambda h, a: h["model"]["layers"][0].__setitem__("type", "Conv2D"), "unknown layer type 'Conv2D'"),
     (lambda h, a: h.__setitem__("dtype", "int8"), "dtype 'int8' is not one of"),
     (lambda h, a: a.__setitem__("buffer/0.step", np.array(-1)), "does not match its SHA-256"),
-    (lambda h, a: h["arrays"]["buffer/0.step"].update(sha256=__import__("hashlib").sha256(
-        np.array(-1).tobytes()).hexdigest()) or a.__setitem__("buffer/0.step", np.array(-1)),
-     "buffer/0.step is a counter and must be non-negative"),
+    (lambda h, a: h["arrays"]["buffer/0.step"].update(sha256=_sha256(np.array(-1))) or a.__setitem__(
+        "buffer/0.step", np.array(-1)), "buffer/0.step is a counter and must be non-negative"),
     (lambda h, a: h["model"]["layers"].pop(), "missing"),
+    (lambda h, a: h["model"]["layers"][1].__setitem__("lam", float("nan")), r"model.layers\[1\].lam is nan"),
+    (lambda h, a: h["model"]["layers"][1].__setitem__("alpha", "1.67"), r"model.layers\[1\].alpha is \"1.67\" in the file"),
+    (lambda h, a: h["model"]["layers"][0].__setitem__("d_in", 6.0), r"model.layers\[0\].d_in is 6.0 in the file, but builds as 6"),
+    (lambda h, a: h["model"]["layers"][0].__setitem__("seed", -3), r"model.layers\[0\].seed is -3"),
+    (lambda h, a: h["optimizer"]["config"].__setitem__("lr", True), r"optimizer.config.lr is true in the file"),
+    (lambda h, a: h["optimizer"]["config"].__setitem__("weight_decay", float("inf")), "weight_decay is inf"),
+    (lambda h, a: h["optimizer"].__setitem__("step", 2.5), "optimizer.step must be a non-negative integer"),
+    (lambda h, a: h["meta"].__setitem__("holdout", 1.5), r"meta.holdout must be a fraction in \[0, 1\)"),
+    (lambda h, a: h["meta"].__setitem__("standardizer", {"mean": [0.0] * 6, "scale": [1.0] * 5}),
+     "meta.standardizer.scale must be a list of 6 numbers"),
+    (lambda h, a: h["meta"].__setitem__("standardizer", {"mean": [0.0] * 6, "scale": [1.0] * 5 + [0.0]}),
+     r"meta.standardizer.scale\[5\] is 0.0; it must be a positive finite number"),
+    (lambda h, a: h["meta"].__setitem__("class_labels", ["a", "b", "a"]), "meta.class_labels repeats 'a'"),
+    (lambda h, a: h["meta"].__setitem__("class_labels", ["a", "b"]), "meta.class_labels must be a list of 3 labels"),
+    (lambda h, a: h["meta"].__setitem__("class_labels", ["a", None, 2]), r"meta.class_labels\[1\] is None"),
+    (lambda h, a: h["meta"].__setitem__("task", {"task": "classification", "n_classes": 4}),
+     "meta.task needs 4 model outputs, the model has 3"),
+    (lambda h, a: h["meta"].__setitem__("epochs_done", -1), "meta.epochs_done must be a non-negative integer"),
+    (lambda h, a: h.__setitem__("comment", "hi"), r"unexpected \['comment'\]"),
+    (lambda h, a: h["arrays"]["param/0.W"].__setitem__("shape", [6, -16]), r"arrays\['param/0.W'\].shape must be"),
+    (lambda h, a: h["arrays"]["param/0.W"].__setitem__("dtype", "object"), r"arrays\['param/0.W'\].dtype 'object'"),
 ])
 def test_tampered_or_mismatched_files_give_clear_errors(tmp_path, mutate, message):
+    """Edits with the header's hash recomputed: each field's own check names the problem."""
     model, opt, *_ = _trained(tmp_path)
-    path = save_checkpoint(tmp_path / "m.npz", model, opt)
+    path = save_checkpoint(tmp_path / "m.npz", model, opt, meta=_META)
     _rewrite(path, mutate)
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda h, a: h["model"]["layers"][1].__setitem__("lam", 1.0),  # a valid model, but not the saved one
+    lambda h, a: h["meta"].pop("standardizer"),
+    lambda h, a: h["meta"].__setitem__("holdout", 0.3),
+    lambda h, a: h["optimizer"]["config"].__setitem__("lr", 0.5),
+    lambda h, a: h["model"]["layers"][1].__setitem__("alpha", 1.6732632423543774),  # one ulp
+])
+def test_any_header_edit_is_detected_by_the_header_hash(tmp_path, mutate):
+    model, opt, *_ = _trained(tmp_path)
+    path = save_checkpoint(tmp_path / "m.npz", model, opt, meta=_META)
+    _rewrite(path, mutate, reseal=False)
+    with pytest.raises(CheckpointError, match="the header does not match its header_sha256"):
         load_model(path)
 
 
 def test_non_checkpoint_files(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_model(tmp_path / "missing.npz")
+    with pytest.raises(CheckpointError, match="not a file"):
+        load_model(tmp_path)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file at all")
-    with pytest.raises(CheckpointError, match="not a readable .npz checkpoint"):
+    with pytest.raises(CheckpointError, match=f"{junk}: not a zip \\(.npz\\) archive"):
         read_checkpoint(junk)
+    array = tmp_path / "array.npz"
+    np.save(array, np.zeros(3))  # np.save adds .npy to the name
+    with pytest.raises(CheckpointError, match="a single .npy array \\(np.save\\), not an .npz archive"):
+        load_model(tmp_path / "array.npz.npy")
     plain = tmp_path / "plain.npz"
     np.savez(plain, w=np.zeros(3))
     with pytest.raises(CheckpointError, match="not a minisnn checkpoint"):
         read_checkpoint(plain)
     model, opt, *_ = _trained(tmp_path)
     path = save_checkpoint(tmp_path / "t.npz", model, opt)
-    path.write_bytes(path.read_bytes()[:200])  # truncated
-    with pytest.raises(CheckpointError, match="not a readable"):
+    data = path.read_bytes()
+    path.write_bytes(data[:200])  # truncated: the zip directory is lost
+    with pytest.raises(CheckpointError, match=f"{path}: not a zip"):
+        read_checkpoint(path)
+    path.write_bytes(data[:1000] + data[-500:])  # the middle lost: the directory points beyond the file
+    with pytest.raises(CheckpointError, match=f"{path}: (member|not a readable zip)"):
         read_checkpoint(path)
 
 
@@ -181,15 +241,98 @@ def test_version_1_checkpoints_still_load(tmp_path):
         for name in [n for n in arrays if n.startswith("optimizer/")]:
             arrays["velocity/" + name.split("/", 2)[2]] = arrays.pop(name)
         header["format_version"] = 1
-        del header["model"]["type"]
+        del header["model"]["type"], header["header_sha256"]
         header["optimizer"]["config"].pop("kind")
-        header["arrays"] = {name: {"shape": list(a.shape), "dtype": a.dtype.name,
-                                   "sha256": __import__("hashlib").sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}
+        header["rng_state"] = {"bit_generator": "PCG64"}  # version 1 kept the backend's RNG state
+        header["arrays"] = {name: {"shape": list(a.shape), "dtype": a.dtype.name, "sha256": _sha256(a)}
                             for name, a in arrays.items()}
 
     _rewrite(path, to_version_1)
-    model2, opt2, _ = load_training_state(path)
+    with pytest.warns(UnhashedHeaderWarning, match="format version 1 has no header checksum: its arrays are verified"):
+        model2, opt2, _ = load_training_state(path)
     assert [int(v) for _, v in model2.named_buffers()] == [3, 3, 3]
     loss2 = SoftmaxCrossEntropy(model2.backend)
+    be = model.backend
     for i in range(3, 5):
-        assert float(train_step(model, loss, opt, x[i], y[i])) == float(train_step(model2, loss2, opt2, x[i], y[i]))
+        assert float(train_step(model, loss, opt, be.asarray(x[i]), y[i])) == float(
+            train_step(model2, loss2, opt2, be.asarray(x[i]), y[i]))
+
+
+def _to_version_2(header, arrays):
+    """Version 2 is version 3 without the header's own hash."""
+    del header["header_sha256"]
+    header["format_version"] = 2
+
+
+def test_version_2_checkpoints_still_load_with_their_fields_checked(tmp_path):
+    model, opt, *_ = _trained(tmp_path)
+    path = save_checkpoint(tmp_path / "m.npz", model, opt, meta=_META)
+    _rewrite(path, _to_version_2)
+    with pytest.warns(UnhashedHeaderWarning, match="format version 2 has no header checksum"):
+        model2, opt2, meta = load_training_state(path)
+    assert model2.config() == model.config() and opt2.config() == opt.config() and meta == _META
+    for a, b in zip(model.named_parameters(), model2.named_parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+    # Without a header hash a valid edit goes unseen (docs/CHECKPOINTS.md), but invalid values do not.
+    _rewrite(path, lambda h, a: h["model"]["layers"][1].__setitem__("lam", 1.0))
+    with pytest.warns(UnhashedHeaderWarning):
+        assert load_model(path).layers[1].lam == 1.0
+    _rewrite(path, lambda h, a: h["model"]["layers"][1].__setitem__("lam", float("nan")))
+    with pytest.raises(CheckpointError, match=r"model.layers\[1\].lam is nan"):
+        load_model(path)
+
+
+def test_a_version_2_header_cannot_carry_a_hash_it_does_not_check(tmp_path):
+    model, opt, *_ = _trained(tmp_path)
+    path = save_checkpoint(tmp_path / "m.npz", model, opt)
+    _rewrite(path, lambda h, a: h.__setitem__("format_version", 2), reseal=False)
+    with pytest.raises(CheckpointError, match=r"wrong for format version 2: missing \[\], unexpected \['header_sha256'\]"):
+        load_model(path)
+
+
+def test_new_checkpoints_are_version_3_with_a_header_hash(tmp_path):
+    model, opt, *_ = _trained(tmp_path)
+    header, _ = read_checkpoint(save_checkpoint(tmp_path / "m.npz", model, opt))
+    assert header["format_version"] == 3
+    rest = {k: v for k, v in header.items() if k != "header_sha256"}
+    assert header["header_sha256"] == hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()
+
+
+def test_meta_must_be_json(tmp_path):
+    model, opt, *_ = _trained(tmp_path)
+    with pytest.raises(ValueError, match="meta must be JSON-able"):
+        save_checkpoint(tmp_path / "m.npz", model, opt, meta={"x": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_checkpoints_get_the_permissions_of_the_umask(tmp_path):
+    model, opt, *_ = _trained(tmp_path)
+    old = os.umask(0o027)
+    try:
+        path = save_checkpoint(tmp_path / "m.npz", model, opt)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(tmp_path, monkeypatch):
+    model, opt, *_ = _trained(tmp_path)
+    path = save_checkpoint(tmp_path / "m.npz", model, opt)
+    before = path.read_bytes()
+    real_write_array = np.lib.format.write_array
+    written = []
+
+    def interrupted(handle, array, *args, **kwargs):  # the third array's write is interrupted midway
+        written.append(array)
+        if len(written) == 3:
+            handle.write(b"partial")
+            raise KeyboardInterrupt
+        return real_write_array(handle, array, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, opt)
+    assert len(written) == 3
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
