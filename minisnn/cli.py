@@ -1,7 +1,9 @@
 """The `minisnn` command line: subcommands are the modules of minisnn.commands.
 
 Each command module defines register(subparsers), which adds its parser and sets `func`, a
-function of the parsed arguments returning the exit code.
+function of the parsed arguments returning the exit code (modules named _* are helpers). Every
+error, a bad option value or a problem found while running, is one line on stderr naming the
+problem, with exit status 2.
 """
 
 from __future__ import annotations
@@ -15,8 +17,19 @@ from . import __version__, commands
 from .backends.base import BackendUnavailable
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (the usage itself is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def one_line(message: str) -> str:
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="minisnn",
         description="minisnn: a framework-free engine for Self-Normalizing Neural Networks "
         "(SELU, LeCun-normal init, alpha dropout) on NumPy, Numba and CuPy backends.",
@@ -26,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"minisnn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         importlib.import_module(f"{commands.__name__}.{info.name}").register(subparsers)
     return parser
 
@@ -39,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError, ImportError, BackendUnavailable) as exc:
-        print(f"minisnn {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        print(f"minisnn {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"minisnn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,17 @@ from minisnn.cli import main
 SMALL = ["--backend", "numpy", "--depth", "2", "--width", "16"]
 
 
+def error_of(argv, capsys) -> str:
+    """The one line main writes to stderr for a bad command line, which must exit with status 2."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, (code, err)
+    return err
+
+
 def test_help_documents_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
@@ -89,27 +100,28 @@ def test_optimizers_threads_and_drop_last(tmp_path, monkeypatch, capsys):
     assert optimizer.lr == 0.001 and optimizer.weight_decay == 0.01 and calls == [1]
     assert optimizer.step_count == 2  # 8192 samples: two batches of 3000, the last 2192 dropped
     capsys.readouterr()
-    assert main(["train", *SMALL, "--epochs", "1", "--optimizer", "adam", "--momentum", "0.5"]) == 1
-    assert "--momentum cannot be used with --optimizer adam" in capsys.readouterr().err
-    assert main(["train", *SMALL, "--epochs", "1", "--beta2", "0.9"]) == 1
-    assert "--beta2 cannot be used with --optimizer sgd" in capsys.readouterr().err
+    assert "--momentum cannot be used with --optimizer adam" in error_of(
+        ["train", *SMALL, "--epochs", "1", "--optimizer", "adam", "--momentum", "0.5"], capsys)
+    assert "--beta2 cannot be used with --optimizer sgd" in error_of(["train", *SMALL, "--epochs", "1", "--beta2", "0.9"],
+                                                                     capsys)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--dropout", "1.0"], "dropout rate must lie in [0, 1)"),
+    (["--dropout", "1.0"], "argument --dropout: must be in [0, 1), got 1.0"),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["--lr", "nan"], "argument --lr: a finite number is needed, got 'nan'"),
     (["--early-stopping"], "--early-stopping needs --validation"),
     (["--save-every", "2"], "--save-every N needs --save PATH"),
-    (["--validation", "1.5"], "--holdout and --validation must lie in [0, 1)"),
+    (["--validation", "1.5"], "argument --validation: must be in [0, 1), got 1.5"),
     (["--task", "regression"], "--task regression reads tox21 or an .npz file"),
 ])
 def test_errors_are_reported_without_a_traceback(args, message, capsys):
-    assert main(["train", "--backend", "numpy", "--epochs", "1", *args]) == 1
-    assert message in capsys.readouterr().err
+    assert message in error_of(["train", "--backend", "numpy", "--epochs", "1", *args], capsys)
 
 
 def test_a_missing_checkpoint_is_named(tmp_path, capsys):
-    assert main(["train", "--backend", "numpy", "--resume", str(tmp_path / "none.npz")]) == 1
-    assert "no such checkpoint file" in capsys.readouterr().err
+    assert "no such checkpoint file" in error_of(["train", "--backend", "numpy", "--resume", str(tmp_path / "none.npz")],
+                                                 capsys)
 
 
 def test_console_entry_point_runs_as_a_module():
@@ -171,10 +183,10 @@ def test_bad_npz_targets_are_named(tmp_path, capsys):
     np.savez(tmp_path / "twos.npz", x=x, y=np.full((20, 2), 2.0))
     np.savez(tmp_path / "text.npz", x=x.astype(str), y=np.zeros(20))
     for name, task, message in [("nolabels", "regression", "needs arrays 'x' and 'y'"),
-                                ("twos", "multitask", "training data: target 2.0 at row 0, task 0 is not 0, 1 or NaN"),
-                                ("text", "regression", "features must be numeric")]:
-        assert main(["train", *SMALL, "--data", str(tmp_path / f"{name}.npz"), "--task", task, "--epochs", "1"]) == 1
-        assert message in capsys.readouterr().err
+                                ("twos", "multitask", "twos training data: target 2.0 at row 0, task 0 is not 0, 1 or NaN"),
+                                ("text", "regression", "text.npz: array 'x' must be a 2-D numeric array")]:
+        assert message in error_of(["train", *SMALL, "--data", str(tmp_path / f"{name}.npz"), "--task", task,
+                                    "--epochs", "1"], capsys)
 
 
 def _write_gz(path, text):
@@ -208,9 +220,8 @@ def test_bad_csv_cell_is_reported_with_file_and_line(tmp_path, capsys):
     lines = csv.read_text().splitlines()
     lines[4] = "1.0,abc,2.0,1"
     csv.write_text("\n".join(lines) + "\n")
-    assert main(["train", "--backend", "numpy", "--data", str(csv), "--epochs", "1"]) == 1
-    err = capsys.readouterr().err
-    assert "bad.csv" in err and "line 5" in err
+    err = error_of(["train", "--backend", "numpy", "--data", str(csv), "--epochs", "1"], capsys)
+    assert "bad.csv" in err and "line 5" in err and "column 2: 'abc' is not a number" in err
 
 
 def test_evaluate_rejects_a_mismatched_data_set(tmp_path, capsys):
@@ -219,5 +230,4 @@ def test_evaluate_rejects_a_mismatched_data_set(tmp_path, capsys):
                  "--save", str(ckpt)]) == 0
     csv = tmp_path / "toy.csv"
     _write_csv(csv)
-    assert main(["evaluate", str(ckpt), "--data", str(csv)]) == 1
-    assert "has 3 features, the model in" in capsys.readouterr().err
+    assert "has 3 features, the model in" in error_of(["evaluate", str(ckpt), "--data", str(csv)], capsys)

@@ -206,7 +206,7 @@ def parse(argv):
 def test_data_list_and_fetch_commands(monkeypatch, tmp_path, capsys):
     (tmp_path / "htru2").mkdir()
     (tmp_path / "htru2" / "HTRU_2.csv").write_text(HTRU_TEXT)
-    args = parse(["data", "list", "--root", str(tmp_path)])
+    args = parse(["data", "list", "--data-root", str(tmp_path)])
     assert args.func(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"data root: {tmp_path}"
@@ -214,10 +214,10 @@ def test_data_list_and_fetch_commands(monkeypatch, tmp_path, capsys):
     assert rows["htru2"][:2] == ["present", str(tmp_path / "htru2")]
     assert rows["mnist"][:2] == ["missing", str(tmp_path / "mnist")] and rows["synthetic"][0] == "present"
     assert rows["uci:NAME"][0] == "missing" and rows["tox21"][0] == "missing"
-    args = parse(["data", "fetch", "mnist", "--root", str(tmp_path / "offline")])
+    args = parse(["data", "fetch", "mnist", "--data-root", str(tmp_path / "offline")])
     with pytest.raises(DataNotFound, match="mnist/train-images-idx3-ubyte.gz"):
         args.func(args)
     fake_htru2(monkeypatch)
-    args = parse(["data", "fetch", "htru2", "--root", str(tmp_path / "fresh")])
+    args = parse(["data", "fetch", "htru2", "--data-root", str(tmp_path / "fresh")])
     assert args.func(args) == 0 and (tmp_path / "fresh" / "htru2" / "HTRU_2.csv").is_file()
     assert capsys.readouterr().out.strip() == f"htru2: ready in {tmp_path / 'fresh' / 'htru2'}"

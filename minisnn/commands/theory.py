@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, TextIO
 
 import numpy as np
 
 from ..constants import ALPHA_01, LAMBDA_01
+from ._options import FINITE, FRACTION, POSITIVE, HelpFormatter, integer
 
 DEFAULT_TARGETS = ((0.0, 1.0), (0.0, 2.0), (0.0, 4.0), (0.0, 0.5))
 CONVERGENCE_STARTS = ((1.0, 3.0), (0.0, 0.2), (-0.5, 8.0), (0.3, 1.5))
 CONVERGENCE_STEPS = (0, 1, 2, 5, 10, 20, 30)
+MAX_GRID = 61  # the checks hold n^4 points in memory at once: 41 takes about 0.5 GB, 61 about 2.5 GB
 
 
 def register(subparsers) -> None:
@@ -22,14 +27,16 @@ def register(subparsers) -> None:
         "constants, the moment map g and its Jacobian at the fixed point, how fast iterating g converges, "
         "a grid check of Theorems 1-3, and SELU / alpha-dropout parameters for other fixed points. Needs "
         "SciPy (minisnn[theory]).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--omega", type=float, default=0.0, help="sum of a unit's weights (0 for normalized weights)")
-    p.add_argument("--tau", type=float, default=1.0, help="sum of a unit's squared weights (1 for normalized weights)")
-    p.add_argument("--target", nargs=2, type=float, action="append", metavar=("MU", "NU"), default=None,
-                   help="fixed point to compute SELU parameters for (repeatable; default: (0,1) (0,2) (0,4) (0,0.5))")
-    p.add_argument("--dropout", type=float, default=0.05, help="alpha-dropout rate for the parameter table")
-    p.add_argument("--grid", type=int, default=21, help="grid points per axis for the Theorem checks (n^4 points)")
+    p.add_argument("--omega", type=FINITE, default=0.0, help="sum of a unit's weights (0 for normalized weights)")
+    p.add_argument("--tau", type=POSITIVE, default=1.0, help="sum of a unit's squared weights (1 for normalized weights)")
+    p.add_argument("--target", nargs=2, type=FINITE, action="append", metavar=("MU", "NU"), default=None,
+                   help="fixed point to compute SELU parameters for (repeatable; default: (0,1) (0,2) (0,4) (0,0.5)); "
+                   "a target no SELU parameters reach is an error (exit status 2) after the report")
+    p.add_argument("--dropout", type=FRACTION, default=0.05, help="alpha-dropout rate for the parameter table")
+    p.add_argument("--grid", type=integer(2, MAX_GRID), default=21,
+                   help="grid points per axis for the Theorem checks (n^4 points; memory grows as n^4)")
     p.add_argument("--no-theorems", dest="theorems", action="store_false", help="skip the Theorem checks")
     p.set_defaults(func=run)
 
@@ -66,7 +73,8 @@ def _convergence_section(theory, omega: float, tau: float) -> list[str]:
     return lines
 
 
-def _params_section(theory, targets, omega: float, tau: float, rate: float) -> list[str]:
+def _params_section(theory, targets, omega: float, tau: float, rate: float, failed: list[str]) -> list[str]:
+    """The parameter table; targets no SELU parameters reach are listed in the table and added to `failed`."""
     lines = [(f"SELU parameters for other fixed points, with (omega, tau) = ({omega:g}, {tau:g}) "
              f"(the SNN authors' notebook uses omega = 1), and alpha dropout at rate {rate:g}"),
              f"  {'target':<14}{'alpha':>20}{'lambda':>20}{'norm(H)':>10}{'a':>14}{'b':>14}{'dropped':>14}"]
@@ -75,6 +83,7 @@ def _params_section(theory, targets, omega: float, tau: float, rate: float) -> l
             p = theory.selu_params(mu, nu, omega, tau)
         except ValueError as exc:
             lines.append(f"  ({mu:g}, {nu:g}): {exc}")
+            failed.append(f"({mu:g}, {nu:g})")
             continue
         norm = f"{p.fixed_point().spectral_norm:10.6f}"
         d = p.dropout(rate)
@@ -84,23 +93,48 @@ def _params_section(theory, targets, omega: float, tau: float, rate: float) -> l
     return lines
 
 
+@contextmanager
+def progress(what: str, stream: TextIO = sys.stderr) -> Iterator[None]:
+    """On a terminal, "<what> ... Ns" on stderr, updated every second until the block ends; elsewhere nothing."""
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        yield
+        return
+    done, start = threading.Event(), time.perf_counter()
+
+    def tick() -> None:
+        while not done.wait(1.0):
+            stream.write(f"\r{what} ... {time.perf_counter() - start:.0f}s")
+            stream.flush()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+        stream.write(f"\r{what} ... done in {time.perf_counter() - start:.1f}s\n")
+        stream.flush()
+
+
 def run(args) -> int:
     from .. import theory
 
-    if args.grid < 2:
-        raise ValueError(f"--grid needs at least 2 points per axis, got {args.grid}")
     targets = [tuple(t) for t in args.target] if args.target else list(DEFAULT_TARGETS)
-    try:
-        sections = [
-            _constants_section(),
-            _fixed_point_section(theory, args.omega, args.tau),
-            _convergence_section(theory, args.omega, args.tau),
-            _params_section(theory, targets, args.omega, args.tau, args.dropout),
-        ]
-        if args.theorems:
-            sections.append(["Theorems 1-3 on a grid (alpha_01, lambda_01)", theory.format_checks(theory.verify_theorems(args.grid))])
-    except ImportError as exc:
-        print(f"minisnn theory: error: {exc}", file=sys.stderr)
-        return 1
+    unreachable: list[str] = []
+    sections = [
+        _constants_section(),
+        _fixed_point_section(theory, args.omega, args.tau),
+        _convergence_section(theory, args.omega, args.tau),
+        _params_section(theory, targets, args.omega, args.tau, args.dropout, unreachable),
+    ]
+    if args.theorems:
+        with progress(f"checking Theorems 1-3 on a {args.grid}^4 grid"):
+            checks = theory.verify_theorems(args.grid)
+        sections.append(["Theorems 1-3 on a grid (alpha_01, lambda_01)", theory.format_checks(checks)])
     print("\n\n".join("\n".join(section) for section in sections))
+    if unreachable:
+        print(f"minisnn theory: error: no SELU parameters reach the fixed point {', '.join(unreachable)} "
+              f"(see the table above)", file=sys.stderr)
+        return 2
     return 0

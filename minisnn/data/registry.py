@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .download import REMOTE_DATASETS, dataset_folder, ensure_dataset, missing_files
-from .errors import DataNotFound
+from .errors import DataError, DataNotFound
 from .htru2 import read_htru2
 from .idx import read_idx_dataset
 from .labeled import LabeledData
@@ -42,19 +42,36 @@ def tox21_folder(root: str | os.PathLike | None) -> Path:
     return folder
 
 
+def file_kind(path: Path) -> str | None:
+    """"csv" or "npz" for a path named as one (.csv, .csv.gz, .npz), else None."""
+    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
+    if suffixes[-1:] == [".csv"] or suffixes == [".csv", ".gz"]:
+        return "csv"
+    return "npz" if suffixes[-1:] == [".npz"] else None
+
+
 def load_dataset(
     spec: str,
     root: str | os.PathLike | None = None,
     label_column: str | None = None,
     download: bool = True,
+    n_classes: int | None = None,
+    class_labels: list | None = None,
 ) -> LabeledData:
     """The data set named by `spec` (see SPEC_FORMS), read from data_root(root).
 
-    HTRU2, MNIST and Fashion-MNIST are downloaded on first use when `download` is true;
-    `label_column` applies to CSV and NPZ files.
+    HTRU2, MNIST and Fashion-MNIST are downloaded on first use when `download` is true.
+    `label_column` applies to CSV and NPZ files only (for any other data set it is an error);
+    n_classes and class_labels, a trained model's classes, are what the labels of a CSV or NPZ
+    file are checked against and mapped by.
     """
     name = spec.strip()
     lowered = name.lower()
+    path = Path(name).expanduser()
+    kind = file_kind(path)
+    if label_column is not None and kind is None:
+        raise ValueError(f"--label-column (label_column={label_column!r}) applies to CSV and NPZ files, "
+                         f"not to the data set {spec!r}")
     if lowered == "synthetic":
         return make_synthetic()
     if lowered == "htru2":
@@ -65,16 +82,19 @@ def load_dataset(
         return read_uci(_uci_folder(name[4:], root))
     if lowered == "tox21" or lowered.startswith("tox21:"):
         return read_tox21(tox21_folder(root), task=name[6:] or None)
-    path = Path(name).expanduser()
     if path.is_dir() and (path / f"{path.name}.txt").is_file():
         return read_uci(path)
-    suffixes = [suffix.lower() for suffix in path.suffixes[-2:]]
-    if suffixes and suffixes[-1] in (".csv", ".npz") or suffixes == [".csv", ".gz"]:
+    if kind is not None:
+        if path.is_dir():
+            raise DataError(path, "is a folder, not a data file")
         if not path.is_file():
             raise DataNotFound(path, "file not found")
-        if suffixes[-1] == ".npz":
-            return read_npz_dataset(path, label_column=label_column)
-        return read_csv_dataset(path, label_column=label_column)
+        if kind == "npz":
+            return read_npz_dataset(path, label_column=label_column, n_classes=n_classes, class_labels=class_labels)
+        return read_csv_dataset(path, label_column=label_column, n_classes=n_classes, class_labels=class_labels)
+    if path.suffix.lower() == ".npy":
+        raise DataError(path, "is a .npy file (one array); minisnn reads .npz archives of named arrays, written "
+                        "with np.savez(path, x=features, y=labels)")
     raise ValueError(f"unknown data set {spec!r}; use {SPEC_FORMS}")
 
 
