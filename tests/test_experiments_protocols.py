@@ -15,7 +15,8 @@ from minisnn.experiments.spec import TrialSpec
 
 def _table(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     header = "\t" + "\t".join(f"f{j + 1}" for j in range(x.shape[1])) + "\tclase"
-    rows = [f"{i + 1}\t" + "\t".join(f"{v:.6f}" for v in row) + f"\t{label}" for i, (row, label) in enumerate(zip(x, y))]
+    rows = [f"{i + 1}\t" + "\t".join(f"{v:.6f}" for v in row) + f"\t{label}"
+            for i, (row, label) in enumerate(zip(x, y))]
     path.write_text("\n".join([header, *rows]) + "\n")
 
 
@@ -134,3 +135,43 @@ def test_bad_protocols_are_named(tmp_path):
         load_split("uci:toy", {"name": "uci", "folds": 2}, 0, tmp_path)
     with pytest.raises(ValueError, match="needs a data set uci:NAME"):
         load_split("htru2", {"name": "uci"}, 0, tmp_path)
+
+
+def write_tox21(root: Path, n_train: int = 60, n_test: int = 30, d: int = 5, tasks: int = 3) -> Path:
+    """root/tox21/ with the four DeepTox files: dense features, and 0/1 labels with some missing."""
+    import gzip
+
+    folder = root / "tox21"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        ids = [f"c{split}{i}" for i in range(n)]
+        x = rng.normal(size=(n, d))
+        labels = (x[:, :tasks] > 0).astype(int)  # (n, T)
+        missing = rng.random((n, tasks)) < 0.2
+        dense = ["id," + ",".join(f"f{j}" for j in range(d))] + [
+            f"{i}," + ",".join(f"{v:.6f}" for v in row) for i, row in zip(ids, x)]
+        label_lines = ["id," + ",".join(f"task{t}" for t in range(tasks))] + [
+            f"{i}," + ",".join("" if gone else str(v) for v, gone in zip(row, holes))
+            for i, row, holes in zip(ids, labels, missing)]
+        for kind, lines in (("dense", dense), ("labels", label_lines)):
+            with gzip.open(folder / f"tox21_{kind}_{split}.csv.gz", "wt") as handle:
+                handle.write("\n".join(lines) + "\n")
+    return folder
+
+
+def test_tox21_holdout_keeps_every_task_with_missing_labels(tmp_path):
+    from minisnn.experiments import run_trial
+    from minisnn.tasks import MultiTaskBinaryTask
+
+    write_tox21(tmp_path)
+    split = load_split("tox21", {"name": "holdout"}, 5, tmp_path)
+    assert isinstance(split.task, MultiTaskBinaryTask) and split.task.task_names == ["task0", "task1", "task2"]
+    assert split.y_train.shape == (51, 3) and split.y_val.shape == (9, 3) and split.y_test.shape == (30, 3)
+    assert np.isnan(split.y_train).any() and split.monitor == "roc_auc"
+    specs = [TrialSpec("tox21", {"name": "holdout"}, "snn", {"width": 8, "depth": 2, "lr": 0.1, "weight_decay": 1e-4},
+                       {"epochs": 3}, repetition=r) for r in (0, 1)]
+    first, second = (run_trial(spec, tmp_path) for spec in specs)
+    assert first["monitor"] == "val_roc_auc" and {"roc_auc", "roc_auc_task0"} <= set(first["test"])
+    assert first["data"]["n_val"] == second["data"]["n_val"]  # same split, other network seeds
+    assert first["curves"]["train_loss"] != second["curves"]["train_loss"]

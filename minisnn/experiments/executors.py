@@ -142,15 +142,14 @@ class DaskExecutor:
     """Dask distributed (module doc): a scheduler address, or a LocalCluster of `workers` processes."""
 
     def __init__(self, address: str | None = None, workers: int = 2, retries: int = 1, threads: int = 1):
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise ImportError(DASK_HINT) from None
+        if importlib.util.find_spec("distributed") is None:
+            raise ImportError(DASK_HINT)
         if retries < 0 or workers < 1 or threads < 1:
             raise ValueError(f"DaskExecutor needs retries >= 0, workers >= 1, threads >= 1; "
                              f"got {retries}, {workers}, {threads}")
         self.address, self.workers, self.retries, self.threads = address, int(workers), int(retries), int(threads)
-        self.name = f"dask ({address})" if address else f"dask LocalCluster ({self.workers} workers x {threads} threads)"
+        self.name = (f"dask ({address})" if address
+                     else f"dask LocalCluster ({self.workers} workers x {threads} threads)")
 
     @contextlib.contextmanager
     def _client(self, backends: set[str]):

@@ -226,8 +226,9 @@ def write_report(records: list[dict[str, Any]], folder: str | os.PathLike, paper
     text = _csv_text(*selected_rows(results, paper))
     written.append(write_atomically(folder / "selected.csv", lambda h: h.write(text), binary=False))
     expected = (len(comparison.methods) + 1) / 2
-    rank_rows = [[m, _fmt(r), _fmt(r - expected), "best" if m == comparison.best else
-                  _fmt((comparison.wilcoxon or {}).get(m), 6)] for m, r in zip(comparison.methods, comparison.average_ranks)]
+    rank_rows = [[m, _fmt(r), _fmt(r - expected),
+                  "best" if m == comparison.best else _fmt((comparison.wilcoxon or {}).get(m), 6)]
+                 for m, r in zip(comparison.methods, comparison.average_ranks)]
     ranks_text = _csv_text(["method", "average_rank", "minus_expected", "wilcoxon_p_vs_best"], rank_rows)
     written.append(write_atomically(folder / "ranks.csv", lambda h: h.write(ranks_text), binary=False))
     if figures:

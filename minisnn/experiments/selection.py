@@ -13,7 +13,6 @@ smaller trial key, so the choice never depends on the order trials finished in.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from typing import Any, Iterable
 
@@ -80,7 +79,3 @@ def select_groups(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]
         groups[group_of(record)].append(record)
     chosen = {group: select(members) for group, members in groups.items()}
     return {group: record for group, record in chosen.items() if record is not None}
-
-
-def finite_or_nan(value: Any) -> float:
-    return float(value) if value is not None and math.isfinite(value) else float("nan")
