@@ -235,9 +235,8 @@ def load_task_data(args, kind: str, holdout: float, seed: int, dtype="float64", 
         path = Path(spec).expanduser()
         x, y, x_test, y_test, x_key = _read_target_npz(path, args.label_column)
         task = MultiTaskBinaryTask(y.shape[1]) if kind == "multitask" else RegressionTask(y.shape[1])
-        keys = {"train": x_key, "test": "x_test"}
         out = TaskData(path.stem, task, x, y, x_test, y_test,
-                       lambda split, row: f"{path}, array {keys[split]!r}, row {row}")
+                       lambda split, row: f"{path}, row {row} of {x_key if split == 'train' else 'x_test'}")
     else:
         raise ValueError(f"--task {kind} reads tox21 or an .npz file (arrays x and y, or x_train and y_train), "
                          f"not {spec!r}")
