@@ -350,14 +350,17 @@ class Backend:
         + beta with gamma, beta (D,). Writes mean and rstd (D,), which the backward takes, and
         returns (y, mean, rstd). With running_mean and running_var (D,) given, also updates them in
         place, PyTorch's convention: r = (1 - momentum)*r + momentum*s, s the batch mean and the
-        unbiased variance var*N/(N - 1). Statistics are accumulated in float64 (two passes: the
-        mean, then squared deviations), so a large common offset loses no precision.
+        unbiased variance var*N/(N - 1); they must be C-contiguous (pass both or neither). Statistics
+        are accumulated in float64 (two passes: the mean, then squared deviations), so a large common
+        offset loses no precision.
         `out` may alias x.
         """
         xp = self.xp
         n = x.shape[0]
         if n < 2:
             raise ValueError(f"batch normalization needs at least 2 rows to estimate statistics, got {n}")
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("running_mean and running_var are updated together: pass both or neither")
         x64 = x.astype(xp.float64)
         mean64 = x64.mean(axis=0)  # (D,)
         var64 = ((x64 - mean64) ** 2).mean(axis=0)  # (D,)
