@@ -199,18 +199,9 @@ def _build_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], mode
     return optimizer
 
 
-def load_training_state(path: str | os.PathLike, backend: Backend | None = None
-                        ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
-    """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored.
-
-    model.meta is meta too. The NumPy backend of the saved dtype unless one is given.
-    """
-    path = Path(path)
+def _load(path: Path, backend: Backend | None) -> tuple[Sequential, Optimizer | None, dict[str, Any], int]:
+    """(model, optimizer, meta, format version), everything checked."""
     header, arrays = read_checkpoint(path)
-    if header["format_version"] < 3:
-        warnings.warn(f"{path}: format version {header['format_version']} has no header checksum: its arrays are "
-                      f"verified by SHA-256, its header only by type, range and consistency checks; save it again "
-                      f"to write version {FORMAT_VERSION}", UnhashedHeaderWarning, stacklevel=2)
     try:
         if header["format_version"] == 1:
             arrays = _upgrade_version_1(header, arrays)
@@ -222,6 +213,24 @@ def load_training_state(path: str | os.PathLike, backend: Backend | None = None
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     model.meta = meta
+    return model, optimizer, meta, header["format_version"]
+
+
+def _warn_if_unhashed(path: Path, version: int) -> None:
+    if version < 3:
+        warnings.warn(f"{path}: format version {version} has no header checksum: its arrays are verified by "
+                      f"SHA-256, its header only by type, range and consistency checks; save it again to write "
+                      f"version {FORMAT_VERSION}", UnhashedHeaderWarning, stacklevel=3)
+
+
+def load_training_state(path: str | os.PathLike, backend: Backend | None = None
+                        ) -> tuple[Sequential, Optimizer | None, dict[str, Any]]:
+    """(model, optimizer, meta) with the optimizer's state, its step and the model's buffers restored.
+
+    model.meta is meta too. The NumPy backend of the saved dtype unless one is given.
+    """
+    model, optimizer, meta, version = _load(Path(path), backend)
+    _warn_if_unhashed(Path(path), version)
     return model, optimizer, meta
 
 
@@ -231,4 +240,6 @@ def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Seque
     The whole checkpoint is checked (the optimizer's too). The checkpoint's free-form `meta`
     (e.g. the training data's standardization) is model.meta.
     """
-    return load_training_state(path, backend)[0]
+    model, _, _, version = _load(Path(path), backend)
+    _warn_if_unhashed(Path(path), version)
+    return model

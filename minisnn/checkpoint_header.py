@@ -206,7 +206,8 @@ def check_round_trip(saved: Any, rebuilt: Any, where: str) -> None:
     if isinstance(saved, dict) and isinstance(rebuilt, dict):
         for key, value in saved.items():
             if key not in rebuilt:
-                raise ValueError(f"{where}.{key} is not an option of the rebuilt object")
+                raise ValueError(f"{where}.{key} is {json.dumps(value)[:100]} in the file, but the rebuilt object's "
+                                 f"config() does not record it")
             check_round_trip(value, rebuilt[key], f"{where}.{key}")
     elif isinstance(saved, list) and isinstance(rebuilt, list) and len(saved) == len(rebuilt):
         for index, (a, b) in enumerate(zip(saved, rebuilt)):
