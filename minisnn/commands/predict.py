@@ -53,10 +53,7 @@ def read_features(path: Path, n_features: int, label_column: str | None, trainin
         return npz_features(path, key, arrays[key]), None, lambda row: f"{path}, array {key!r}, row {row}"
     if kind != "csv":
         raise DataError(path, "predict reads a .csv, .csv.gz or .npz file")
-    x, names, origin = read_csv_features(path, label_column)
-    if label_column is None and names is not None and x.shape[1] == n_features + 1 and training_label in names:
-        x, names, origin = read_csv_features(path, training_label)
-    return x, names, origin
+    return read_csv_features(path, label_column, n_features=n_features, label_name=training_label)
 
 
 def model_inputs(model, x: np.ndarray, source: str, origin: Callable[[int], str], names: list[str] | None) -> np.ndarray:
@@ -93,7 +90,7 @@ def prediction_table(task, model, x: np.ndarray, class_labels: list | None = Non
     return [f"y{j}" for j in range(outputs.shape[1])], [[f"{v:.6g}" for v in row] for row in outputs]
 
 
-def write_table(path: Path | None, header: list[str], rows: list[list], stdout: TextIO = sys.stdout) -> None:
+def write_table(path: Path | None, header: list[str], rows: list[list]) -> None:
     """The table as CSV: atomically to `path`, or to standard output when path is None."""
     def write(handle: TextIO) -> None:
         writer = csv.writer(handle, lineterminator="\n")
@@ -101,7 +98,7 @@ def write_table(path: Path | None, header: list[str], rows: list[list], stdout: 
         writer.writerows(rows)
 
     if path is None:
-        write(stdout)
+        write(sys.stdout)
     else:
         write_atomically(path, write, binary=False)
 

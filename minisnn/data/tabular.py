@@ -122,11 +122,13 @@ def read_csv_dataset(
     )
 
 
-def read_csv_features(path: str | os.PathLike, drop_column: str | None = None, delimiter: str = ","
+def read_csv_features(path: str | os.PathLike, drop_column: str | None = None, delimiter: str = ",",
+                      n_features: int | None = None, label_name: str | None = None
                       ) -> tuple[np.ndarray, list[str] | None, object]:
     """An unlabelled CSV file: (features (N, D) float64, column names or None, row -> "FILE, line N").
 
-    drop_column names a column to leave out (a label column the file still has)."""
+    drop_column names a column to leave out (a label column the file still has); without it, a
+    column named `label_name` is left out when the file has n_features + 1 columns."""
     path = Path(path)
     lines = read_lines(path)
     first = next((line for line in lines if line.strip()), None)
@@ -136,6 +138,8 @@ def read_csv_features(path: str | os.PathLike, drop_column: str | None = None, d
     has_header = not all(_is_number(cell) for cell in cells)
     names = cells if has_header else [f"column_{i}" for i in range(len(cells))]
     keep = list(range(len(names)))
+    if drop_column is None and has_header and label_name in names and len(names) == (n_features or 0) + 1:
+        drop_column = label_name
     if drop_column is not None:
         keep.remove(_label_index(path, names, drop_column, has_header))
     if not keep:
