@@ -1,0 +1,221 @@
+"""Experiment harness benchmark (issue 13): trial throughput against PyTorch, harness overhead, Dask scaling.
+
+1. throughput: the same small UCI trials (16 SNN configurations x 4 data sets, 100 epochs, the
+   UCI protocol of minisnn.experiments) run by minisnn's local executor and by a plain PyTorch
+   eager loop doing the same work (the same split and standardization, architecture
+   [Linear, SELU, AlphaDropout] x depth + Linear with LeCun-normal weights, SGD, batch size,
+   epochs, a validation pass per epoch keeping the best weights, a test pass), both in 2 worker
+   processes of 1 thread. Target: minisnn's trials per hour >= 2x PyTorch's.
+2. overhead: trials of about 1 second run through the whole harness (planning, the SQLite store,
+   the executor, the report and the CSV export) on 1 worker; overhead = (wall time of it all -
+   the trials' own wall times) / the trials' wall times. Target <= 5%.
+3. dask: the same grid on a Dask LocalCluster of 1 and of 2 single-threaded workers. Target:
+   trials per hour with 2 workers >= 1.7x with 1.
+
+    python bench/harness.py --data-root DIR            # DIR/uci/{iris,wine,glass,pima}; JSON to bench/results/harness.json
+    python bench/harness.py --data-root DIR --quick --json /tmp/h.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import default_json_path, environment, write_json
+
+from minisnn.data.locations import data_root
+from minisnn.experiments import LocalExecutor, Store, TrialSpec, plan_trials, run_experiment
+from minisnn.experiments.grids import parse_grid
+from minisnn.experiments.protocols import load_split
+from minisnn.experiments.report import write_report
+from minisnn.experiments.trial import batch_size_for
+
+DATASETS = ("uci:iris", "uci:wine", "uci:glass", "uci:pima")
+GRID = {"width": [64, 256], "depth": [2, 8], "lr": [0.01, 0.1], "dropout": [0.0, 0.05], "shape": ["rectangular"]}
+QUICK_GRID = {"width": [32], "depth": [2], "lr": [0.01, 0.1], "dropout": [0.05], "shape": ["rectangular"]}
+PROTOCOL = {"name": "uci", "split": "kfold", "fold": 0, "val_fraction": 0.15}
+TARGETS = {"minisnn_over_torch": 2.0, "overhead_fraction": 0.05, "dask_2_over_1": 1.7}
+
+
+def grid_specs(datasets, grid: dict, epochs: int, backend: str) -> list[TrialSpec]:
+    configs = [dict(zip(sorted(grid), values)) for values in itertools.product(*(grid[k] for k in sorted(grid)))]
+    return [TrialSpec(d, PROTOCOL, "snn", c, {"epochs": epochs, "backend": backend}) for d in datasets for c in configs]
+
+
+# ---- the PyTorch trial ---------------------------------------------------------------------------
+def _torch_worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+
+
+def torch_trial(spec_dict: dict, root: str) -> dict[str, Any]:
+    """The work of one minisnn trial written as a plain PyTorch eager loop; returns its wall time and test accuracy."""
+    import torch
+    from torch import nn
+
+    started = time.perf_counter()
+    spec = TrialSpec.from_dict(spec_dict)
+    seeds = spec.seeds()
+    split = load_split(spec.dataset, spec.protocol, seeds["split"], root).standardized()
+    torch.manual_seed(seeds["model"] % 2**63)
+    params, epochs = spec.params, spec.training["epochs"]
+    layers: list[nn.Module] = []
+    d_in = split.x_train.shape[1]
+    for _ in range(params["depth"]):
+        linear = nn.Linear(d_in, params["width"])
+        nn.init.normal_(linear.weight, std=d_in ** -0.5)
+        nn.init.zeros_(linear.bias)
+        layers += [linear, nn.SELU()] + ([nn.AlphaDropout(params["dropout"])] if params["dropout"] > 0 else [])
+        d_in = params["width"]
+    layers.append(nn.Linear(d_in, split.task.n_outputs))
+    model = nn.Sequential(*layers)
+    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
+    loss_fn = nn.CrossEntropyLoss()
+    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    y = torch.as_tensor(split.y_train)
+    x_val, y_val = torch.as_tensor(split.x_val, dtype=torch.float32), torch.as_tensor(split.y_val)
+    batch = batch_size_for(spec.training["batch_size"], x.shape[0])
+    generator = torch.Generator().manual_seed(seeds["batches"] % 2**63)
+    curve, best, best_state = [], -1.0, None
+    window = spec.training["window"]
+    for _ in range(epochs):
+        model.train()
+        for rows in torch.randperm(x.shape[0], generator=generator).split(batch):
+            optimizer.zero_grad()
+            loss_fn(model(x[rows]), y[rows]).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            curve.append(float((model(x_val).argmax(1) == y_val).float().mean()))
+        smoothed = float(np.mean(curve[-window:]))
+        if smoothed > best:
+            best, best_state = smoothed, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    with torch.no_grad():
+        accuracy = float((model(torch.as_tensor(split.x_test, dtype=torch.float32)).argmax(1)
+                          == torch.as_tensor(split.y_test)).float().mean())
+    return {"wall_s": time.perf_counter() - started, "test_accuracy": accuracy}
+
+
+def run_torch(specs: list[TrialSpec], root: str, workers: int) -> dict[str, Any]:
+    import concurrent.futures
+    import multiprocessing
+
+    started = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_torch_worker_init) as pool:
+        results = list(pool.map(torch_trial, [s.to_dict() for s in specs], [root] * len(specs)))
+    elapsed = time.perf_counter() - started
+    return {"trials": len(specs), "elapsed_s": elapsed, "trials_per_hour": len(specs) / elapsed * 3600,
+            "mean_trial_s": float(np.mean([r["wall_s"] for r in results])),
+            "mean_test_accuracy": float(np.mean([r["test_accuracy"] for r in results]))}
+
+
+# ---- minisnn through the harness ---------------------------------------------------------------------
+def run_minisnn(specs: list[TrialSpec], root: str, executor, folder: Path, report: bool = False) -> dict[str, Any]:
+    """Plan, run and (report) the specs into a fresh store; times and the trials' own wall times."""
+    store_path = folder / f"store-{time.perf_counter_ns()}.sqlite"
+    started = time.perf_counter()
+    with Store(store_path) as store:
+        summary = run_experiment(store, specs, executor, root, progress=None)
+        records = store.records(("ok", "diverged"))
+        if report:
+            store.export_csv(folder / "trials.csv")
+            write_report(records, folder / "report", {}, figures=False)
+    elapsed = time.perf_counter() - started
+    if summary.failed:
+        raise RuntimeError(f"{summary.failed} trials failed; see {store_path}")
+    trial_time = float(sum(r["wall_s"] for r in records))
+    accuracy = [r["test"]["accuracy"] for r in records if r.get("test")]
+    return {"trials": len(records), "elapsed_s": elapsed, "trials_per_hour": len(records) / elapsed * 3600,
+            "sum_trial_s": trial_time, "mean_trial_s": trial_time / len(records),
+            "mean_test_accuracy": float(np.mean(accuracy)) if accuracy else None}
+
+
+def throughput(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
+    specs = grid_specs(DATASETS[:2] if quick else DATASETS, QUICK_GRID if quick else GRID, 5 if quick else 100,
+                       backend)
+    out: dict[str, Any] = {"trials": len(specs), "workers": 2, "threads_per_worker": 1, "backend": backend,
+                           "minisnn": run_minisnn(specs, root, LocalExecutor(2, threads=1), folder)}
+    if importlib.util.find_spec("torch") is None:
+        out["torch"] = "not installed (pip install torch==2.13.0)"
+        return out
+    out["torch"] = run_torch(specs, root, 2)
+    out["minisnn_over_torch"] = out["minisnn"]["trials_per_hour"] / out["torch"]["trials_per_hour"]
+    return out
+
+
+def one_second_specs(root: str, backend: str, count: int) -> list[TrialSpec]:
+    """`count` trials of about 1 second each (epochs scaled from a timed 10-epoch trial)."""
+    probe = grid_specs(DATASETS[3:], {"width": [256], "depth": [4], "lr": [0.01], "dropout": [0.05],
+                                      "shape": ["rectangular"]}, 10, backend)[0]
+    started = time.perf_counter()
+    LocalExecutor(0, threads=1).run([probe], root).__next__()
+    epochs = max(1, int(round(10 / (time.perf_counter() - started))))
+    grid = {"width": [256], "depth": [4], "lr": [0.001 * (i + 1) for i in range(count)], "dropout": [0.05],
+            "shape": ["rectangular"]}
+    return grid_specs(DATASETS[3:], grid, epochs, backend)
+
+
+def overhead(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
+    specs = one_second_specs(root, backend, 4 if quick else 30)
+    out = {"epochs_per_trial": specs[0].training["epochs"]}
+    for name, executor in (("in_process", LocalExecutor(0, threads=1)), ("one_worker", LocalExecutor(1, threads=1))):
+        timing = run_minisnn(specs, root, executor, folder, report=True)
+        timing["overhead_fraction"] = (timing["elapsed_s"] - timing["sum_trial_s"]) / timing["sum_trial_s"]
+        out[name] = timing
+    return out
+
+
+def dask_scaling(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
+    if importlib.util.find_spec("distributed") is None:
+        return {"skipped": 'dask not installed (pip install "minisnn[dask]")'}
+    from minisnn.experiments import DaskExecutor
+
+    specs = one_second_specs(root, backend, 4 if quick else 24)
+    out = {"trials": len(specs), "epochs_per_trial": specs[0].training["epochs"]}
+    for workers in (1, 2):
+        out[f"workers_{workers}"] = run_minisnn(specs, root, DaskExecutor(workers=workers, threads=1), folder)
+    out["dask_2_over_1"] = out["workers_2"]["trials_per_hour"] / out["workers_1"]["trials_per_hour"]
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=None, help="the folder holding uci/ (default: minisnn's data root)")
+    parser.add_argument("--parts", default="throughput,overhead,dask")
+    parser.add_argument("--backend", default=None, help="default numba when installed, else numpy")
+    parser.add_argument("--quick", action="store_true", help="a few short trials (smoke test)")
+    parser.add_argument("--json", default=str(default_json_path("harness")))
+    args = parser.parse_args()
+    root = str(data_root(args.data_root))
+    missing = [d for d in DATASETS if not (Path(root) / "uci" / d[4:] / f"{d[4:]}.txt").is_file()]
+    if missing:
+        print(f"missing data sets under {root}/uci: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    backend = args.backend or ("numba" if importlib.util.find_spec("numba") else "numpy")
+    parts = {"throughput": throughput, "overhead": overhead, "dask": dask_scaling}
+    result: dict[str, Any] = {"environment": environment(), "cores": len(os.sched_getaffinity(0)),
+                              "backend": backend, "quick": args.quick, "targets": TARGETS}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in args.parts.split(","):
+            started = time.perf_counter()
+            result[name] = parts[name](root, args.quick, backend, Path(scratch))
+            print(f"{name} ({time.perf_counter() - started:.0f} s): {result[name]}", flush=True)
+    result["load_average_after"] = os.getloadavg()
+    print(write_json(args.json, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
