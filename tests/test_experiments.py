@@ -280,3 +280,12 @@ def test_local_and_dask_executors_give_the_same_records(root):
     dask = {r["key"]: comparable(r) for r in DaskExecutor(workers=2).run(specs, str(root))}
     assert distributed.__version__ and set(local) == {s.key for s in specs}
     assert dask == local
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        remote = DaskExecutor(address=cluster.scheduler_address, retries=0)
+        assert remote.name == f"dask ({cluster.scheduler_address})"
+        bad = quick_spec(dataset="uci:absent")
+        records = {r["key"]: r for r in remote.run([*specs[:2], bad], str(root))}
+        assert {key: comparable(records[key]) for key in local if key in records} == {s.key: local[s.key]
+                                                                                     for s in specs[:2]}
+        assert records[bad.key]["status"] == "failed" and "no UCI data set 'absent'" in records[bad.key]["error"]

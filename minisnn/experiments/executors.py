@@ -1,7 +1,7 @@
 """Executors: run trial specs somewhere and yield their records as they finish.
 
 - LocalExecutor(workers): worker processes on this machine (standard library; workers=0 runs
-  the trials in this process). Each worker pins its BLAS, OpenMP and Numba pools to
+  the trials in this process, and pins this process's threads). Each worker pins its BLAS, OpenMP and Numba pools to
   threads = max(1, cores // workers) threads, so workers x threads = cores.
 - DaskExecutor(address=None, workers=2, retries=1): a Dask distributed scheduler at `address`,
   or a LocalCluster of `workers` single-threaded worker processes (`pip install

@@ -55,7 +55,7 @@ class ProtocolOptions:
             if self.uci_split not in UCI_SPLITS:
                 raise ValueError(f"uci split must be one of {UCI_SPLITS}, got {self.uci_split!r}")
             if self.uci_split == "halves":
-                return [{"name": "uci", "split": "halves", "fold": 0, "val_fraction": self.val_fraction}]
+                return [{"name": "uci", "split": "halves", "val_fraction": self.val_fraction}]
             return [{"name": "uci", "split": "kfold", "fold": fold, "val_fraction": self.val_fraction}
                     for fold in self.uci_folds]
         if kind == "htru2":
