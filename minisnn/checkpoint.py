@@ -61,6 +61,11 @@ class UnhashedHeaderWarning(UserWarning):
     """A checkpoint of format version 1 or 2 was loaded: its header carries no checksum."""
 
 
+def _describe(exc: Exception) -> str:
+    """A ValueError's message; other exceptions (a layer's constructor given odd values) with their type."""
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+
+
 def _digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
@@ -165,8 +170,8 @@ def _build_model(header: dict[str, Any], arrays: dict[str, np.ndarray], backend:
         raise ValueError(f"saved as {header['dtype']}, but the backend is {backend.dtype.name}")
     try:
         model = Sequential.from_config(header["model"], backend)
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise ValueError(f"the architecture in the header is invalid: {exc}") from None
+    except (ValueError, KeyError, TypeError, ArithmeticError, AttributeError, IndexError) as exc:
+        raise ValueError(f"the architecture in the header is invalid: {_describe(exc)}") from None
     check_round_trip(header["model"], model.config(), "model")
     targets = model.state_arrays()
     saved = {name: a for name, a in arrays.items() if name.startswith(("param/", "buffer/"))}
@@ -186,8 +191,8 @@ def _build_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], mode
         return None
     try:
         optimizer = optimizer_from_config(record["config"], model)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"invalid optimizer config: {exc}") from None
+    except (ValueError, KeyError, TypeError, ArithmeticError, AttributeError, IndexError) as exc:
+        raise ValueError(f"invalid optimizer config: {_describe(exc)}") from None
     check_round_trip(record["config"], optimizer.config(), "optimizer.config")
     for name, array in state.items():
         if array.dtype != model.backend.dtype or not np.isfinite(array).all():

@@ -59,8 +59,8 @@ def parse_header(data: bytes) -> dict[str, Any]:
         raise ValueError(f"the header is not UTF-8 text ({exc})") from None
     except RecursionError:
         raise ValueError("the header's JSON is nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the header is not valid JSON ({exc})") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise ValueError(f"the header is not valid JSON ({str(exc)[:160]})") from None
     if not isinstance(header, dict):
         raise ValueError(f"the header must be a JSON object, got {type(header).__name__}")
     if _depth(header) > MAX_DEPTH:

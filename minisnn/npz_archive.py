@@ -140,7 +140,7 @@ class NpzArchive:
             raise
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ArchiveError(f"member {name!r} is corrupt ({describe(exc)})") from None
-        except READ_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - NumPy parses the header with tokenize and ast: any error
             raise ArchiveError(f"member {name!r} has a malformed .npy header ({describe(exc)})") from None
         if dtype.name not in ARRAY_DTYPES or dtype.byteorder == ">" or dtype.hasobject:
             raise ArchiveError(f"member {name!r} holds dtype {dtype.str}; arrays must be one of {ARRAY_DTYPES}, "

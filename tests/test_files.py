@@ -1,7 +1,9 @@
 """Output files: paths checked before a long job, atomic writes that leave nothing behind, umask permissions."""
 
 import os
+import signal
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,3 +86,31 @@ def test_new_files_get_the_permissions_of_the_umask(tmp_path, mask, mode):
     assert stat.S_IMODE((tmp_path / "text.txt").stat().st_mode) == mode
     assert stat.S_IMODE((tmp_path / "sub" / "data.bin").stat().st_mode) == mode
     assert (tmp_path / "text.txt").read_text() == "hello"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_a_kill_during_a_write_leaves_no_temporary_file_and_still_ends_the_process(tmp_path, signame):
+    code = f"""
+import os, signal, sys
+from minisnn.files import write_atomically
+path = sys.argv[1]
+write_atomically(path, lambda handle: handle.write(b"old"))
+def write(handle):
+    handle.write(b"x" * 100_000)
+    os.kill(os.getpid(), signal.{signame})
+    handle.write(b"never written")
+write_atomically(path, write)
+print("not reached")
+"""
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out.bin")], capture_output=True, text=True)
+    assert result.returncode == -getattr(signal, signame), result.stderr  # ended by the signal, as by default
+    assert "not reached" not in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    assert (tmp_path / "out.bin").read_bytes() == b"old"
+
+
+def test_signal_handlers_are_restored_after_a_write(tmp_path):
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, getattr(signal, "SIGTERM", signal.SIGINT))}
+    write_atomically(tmp_path / "a", lambda handle: handle.write(b"a"))
+    assert {s: signal.getsignal(s) for s in before} == before
