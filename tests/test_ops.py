@@ -127,6 +127,28 @@ def test_labels_outside_the_classes_raise_naming_the_first_bad_row(backend_name,
             fn(logits, labels)
 
 
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS])
+def test_batch_norm_needs_two_rows_and_both_running_statistics(backend_name):
+    be = backend_or_skip(backend_name, "float32")
+    one_row, ones = be.asarray(np.ones((1, 3))), be.asarray(np.ones(3))
+    for fn in be.variants("batch_norm_forward").values():
+        with pytest.raises(ValueError, match="at least 2 rows"):
+            fn(one_row, ones, ones, 1e-5)
+    for fn in be.variants("batch_norm_forward").values():
+        with pytest.raises(ValueError, match="pass both or neither"):
+            fn(be.asarray(np.ones((2, 3))), ones, ones, 1e-5, running_mean=be.zeros((3,)))
+
+
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS])
+def test_weight_norm_of_a_zero_column_raises_naming_it(backend_name):
+    be = backend_or_skip(backend_name, "float32")
+    v = np.ones((4, 3), np.float32)
+    v[:, 1] = 0
+    for fn in be.variants("weight_norm_forward").values():
+        with pytest.raises(ValueError, match="column 1 of v is all zeros"):
+            fn(be.asarray(v), be.asarray(np.ones(3)))
+
+
 MASK_KEYS = [(0, 0, 0.05), (1, 123456, 0.5), (2**40 + 5, 2**33, 0.9)]  # (seed, step, rate)
 
 

@@ -85,6 +85,29 @@ def _check_rows(z: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(f"expected z (N, D) and b (D,), got z {z.shape} and b {b.shape}")
 
 
+def _check_features(x: np.ndarray, **vectors: np.ndarray) -> tuple[int, int]:
+    """(N, D) of x, after checking that x is 2-D and every named vector has shape (D,)."""
+    if x.ndim != 2:
+        raise ValueError(f"expected x of shape (N, D), got {x.shape}")
+    for name, v in vectors.items():
+        if v.shape != (x.shape[1],):
+            raise ValueError(f"{name} must have shape ({x.shape[1]},) to match x {x.shape}, got {v.shape}")
+    return x.shape
+
+
+# Batch norm runs over blocks of columns small enough (all N rows) to stay in a core's L2 cache
+# between its passes; at least a cache line of columns, so every row segment is whole lines.
+BATCH_NORM_BLOCK_BYTES = 256 * 1024
+_CACHE_LINE_ELEMENTS = 16
+
+
+def _column_block(n: int, d: int, dtype: np.dtype) -> int:
+    """Columns per block of the batch norm kernels."""
+    block = BATCH_NORM_BLOCK_BYTES // max(1, n * dtype.itemsize)
+    block = max(_CACHE_LINE_ELEMENTS, block - block % _CACHE_LINE_ELEMENTS)
+    return max(1, min(block, d))
+
+
 def _mask_args(mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
     """(k0, k1, threshold, row_step, scale, shift, dropped) of a dropout kernel over (rows, d):
     element (r, c) keeps by the hash of r*row_step + c, its flat index when row_step = d; a
@@ -309,6 +332,100 @@ class NumbaBackend(Backend):
         scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, row_step, scale, shift,
                    y.dtype.type(1 / scale))
         return self._row_backward("bias_selu_dropout_backward", dy, y, scalars, dz, db)
+
+    # ---- ReLU, bias add, residual sum ----------------------------------------------------------
+    def relu_forward(self, x, out=None):
+        return self._elementwise("relu_forward", (x,), out)
+
+    def relu_backward(self, dy, y, out=None):
+        return self._elementwise("relu_backward", (dy, y), out)
+
+    def add(self, a, b, out=None):
+        return self._elementwise("add", (a, b), out)
+
+    def bias_add_forward(self, z, b, out=None):
+        _check_rows(z, b)
+        dtype = _float_dtype(z, b)
+        target = _target(out, z.shape, dtype)
+        self._kernels["bias_add_forward", dtype](_contiguous(z), _contiguous(b), target)
+        return _deliver(target, out)
+
+    # ---- normalization -------------------------------------------------------------------------
+    def batch_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None, running_mean=None,
+                           running_var=None, momentum=0.1):
+        n, d = _check_features(x, gamma=gamma, beta=beta)
+        if n < 2:
+            raise ValueError(f"batch normalization needs at least 2 rows to estimate statistics, got {n}")
+        dtype = _float_dtype(x, gamma, beta)
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("running_mean and running_var are updated together: pass both or neither")
+        update = running_mean is not None
+        if update:
+            _check_features(x, running_mean=running_mean, running_var=running_var)
+            _float_dtype(x, running_mean, running_var)
+            if not all(a.flags.c_contiguous and a.flags.writeable for a in (running_mean, running_var)):
+                raise ValueError("running_mean and running_var are updated in place: they must be C-contiguous "
+                                 "and writeable")
+        else:
+            running_mean = running_var = np.empty(0, dtype)
+        targets = (_target(out, x.shape, dtype), _target(mean, (d,), dtype, "mean"), _target(rstd, (d,), dtype, "rstd"))
+        self._kernels["batch_norm_forward", dtype](
+            _contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps), float(momentum), update, running_mean,
+            running_var, _column_block(n, d, dtype), *targets)
+        return tuple(_deliver(t, o) for t, o in zip(targets, (out, mean, rstd)))
+
+    def batch_norm_inference(self, x, gamma, beta, running_mean, running_var, eps, out=None):
+        _check_features(x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
+        dtype = _float_dtype(x, gamma, beta, running_mean, running_var)
+        scale = gamma / np.sqrt(running_var + eps)  # (D,) as the reference computes it
+        shift = beta - running_mean * scale
+        target = _target(out, x.shape, dtype)
+        self._kernels["batch_norm_inference", dtype](_contiguous(x), scale, shift, target)
+        return _deliver(target, out)
+
+    def _normalization_backward(self, kernel, dy, x, vectors, dx, dgamma, dbeta):
+        """Run a (dx, dgamma, dbeta) kernel: dy, x (N, D), the op's vectors, then the targets."""
+        _check_same_shape(("dy", "x"), dy, x)
+        dtype = _float_dtype(dy, x, *vectors)
+        targets = (_target(dx, x.shape, dtype, "dx"), _target(dgamma, (x.shape[1],), dtype, "dgamma"),
+                   _target(dbeta, (x.shape[1],), dtype, "dbeta"))
+        self._kernels[kernel, dtype](_contiguous(dy), _contiguous(x), *vectors, *targets)
+        return tuple(_deliver(t, o) for t, o in zip(targets, (dx, dgamma, dbeta)))
+
+    def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        n, d = _check_features(x, gamma=gamma, mean=mean, rstd=rstd)
+        _check_same_shape(("dy", "x"), dy, x)
+        dtype = _float_dtype(dy, x, gamma, mean, rstd)
+        targets = (_target(dx, x.shape, dtype, "dx"), _target(dgamma, (d,), dtype, "dgamma"),
+                   _target(dbeta, (d,), dtype, "dbeta"))
+        self._kernels["batch_norm_backward", dtype](_contiguous(dy), _contiguous(x), _contiguous(gamma),
+                                                    _contiguous(mean), _contiguous(rstd),
+                                                    _column_block(n, d, dtype), *targets)
+        return tuple(_deliver(t, o) for t, o in zip(targets, (dx, dgamma, dbeta)))
+
+    def batch_norm_inference_backward(self, dy, x, gamma, running_mean, running_var, eps, dx=None, dgamma=None,
+                                      dbeta=None):
+        _check_features(x, gamma=gamma, running_mean=running_mean, running_var=running_var)
+        _float_dtype(dy, x, gamma, running_mean, running_var)
+        rstd = 1.0 / np.sqrt(running_var + eps)  # (D,) as the reference computes it
+        vectors = (gamma * rstd, _contiguous(running_mean), rstd)
+        return self._normalization_backward("batch_norm_inference_backward", dy, x, vectors, dx, dgamma, dbeta)
+
+    def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+        n, d = _check_features(x, gamma=gamma, beta=beta)
+        dtype = _float_dtype(x, gamma, beta)
+        targets = (_target(out, x.shape, dtype), _target(mean, (n,), dtype, "mean"), _target(rstd, (n,), dtype, "rstd"))
+        self._kernels["layer_norm_forward", dtype](_contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps),
+                                                   *targets)
+        return tuple(_deliver(t, o) for t, o in zip(targets, (out, mean, rstd)))
+
+    def layer_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        n, _ = _check_features(x, gamma=gamma)
+        if mean.shape != (n,) or rstd.shape != (n,):
+            raise ValueError(f"mean and rstd must have shape ({n},) (one per row of x), got {mean.shape} and "
+                             f"{rstd.shape}")
+        vectors = (_contiguous(gamma), _contiguous(mean), _contiguous(rstd))
+        return self._normalization_backward("layer_norm_backward", dy, x, vectors, dx, dgamma, dbeta)
 
     # ---- loss and optimizer -------------------------------------------------------------
     @staticmethod

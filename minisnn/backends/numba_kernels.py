@@ -461,6 +461,281 @@ def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, bet
         param[i] = p * decay - step_size * m_i / (math.sqrt(v_i) / root_correction2 + eps)  # np.sqrt: libm
 
 
+# ---- simple elementwise and row kernels: ReLU, bias add, residual sum --------------------------
+
+@_kernel
+def relu_forward_kernel(x, out):
+    zero = np.zeros(1, x.dtype)[0]  # 0 in the array's dtype (a literal 0 would promote the loop to float64)
+    if _same_data(x, out):
+        for i in range(x.size):
+            x[i] = zero if x[i] <= zero else x[i]  # NaN passes, as np.maximum
+    else:
+        for i in range(x.size):
+            out[i] = zero if x[i] <= zero else x[i]
+
+
+@_kernel
+def relu_backward_kernel(dy, y, out):
+    zero = np.zeros(1, y.dtype)[0]
+    if _same_data(dy, out):
+        for i in range(y.size):
+            dy[i] = dy[i] if y[i] > zero else zero  # 0 at the kink and where dy is inf or NaN
+    else:
+        for i in range(y.size):
+            out[i] = dy[i] if y[i] > zero else zero
+
+
+@_kernel
+def add_kernel(a, b, out):
+    if _same_data(a, out):
+        for i in range(a.size):
+            a[i] += b[i]
+    elif _same_data(b, out):
+        for i in range(a.size):
+            b[i] += a[i]
+    else:
+        for i in range(a.size):
+            out[i] = a[i] + b[i]
+
+
+@_kernel
+def bias_add_forward_kernel(z, b, out):
+    n, d = z.shape
+    in_place = _same_data(z, out)
+    for r in range(n):
+        if in_place:
+            for c in range(d):
+                z[r, c] += b[c]
+        else:
+            for c in range(d):
+                out[r, c] = z[r, c] + b[c]
+
+
+@_kernel
+def affine_columns_kernel(x, scale, shift, out):
+    """out = x*scale + shift per column of (N, D) x: batch_norm_inference with its (D,) affine map."""
+    n, d = x.shape
+    in_place = _same_data(x, out)
+    for r in range(n):
+        if in_place:
+            for c in range(d):
+                x[r, c] = x[r, c] * scale[c] + shift[c]
+        else:
+            for c in range(d):
+                out[r, c] = x[r, c] * scale[c] + shift[c]
+
+
+# ---- normalization kernels -----------------------------------------------------------------------
+# Batch norm works on blocks of `block` columns, all N rows at once: the first pass over a block
+# brings it into the core's L2 cache (the wrapper sizes blocks to fit), so the statistics'
+# second pass and the pass that writes the result read it from there, and memory sees one read
+# of each input and one write. Column sums accumulate in float64 vectors across the block's
+# columns (vectorized without reassociation). Layer norm works row by row (a row stays in L1/L2);
+# its row sums are reductions along the vector, which LLVM vectorizes only with "reassoc": those
+# kernels allow it (their float64 sums then run in a fixed, vector-lane order).
+
+@_kernel
+def _column(c0, j):
+    """Column c0 + j of a block as an unsigned index: Numba then emits no negative-index wraparound,
+    which LLVM cannot rule out for a block start and which would stop the loop's vectorization."""
+    return np.uint64(c0 + j)
+
+
+@_kernel
+def batch_norm_forward_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, block,
+                              out, mean, rstd):
+    """Two-pass float64 statistics per column block, then y = x*scale + shift (scale = gamma*rstd,
+    shift = beta - mean*scale in the dtype, as the reference); running statistics in float64."""
+    n, d = x.shape
+    in_place = _same_data(x, out)
+    sums = np.empty(block, np.float64)
+    mean64 = np.empty(block, np.float64)
+    scale = np.empty(block, x.dtype)
+    shift = np.empty(block, x.dtype)
+    for c0 in range(0, d, block):
+        w = min(block, d - c0)
+        sums[:] = 0.0
+        for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
+            for j in range(w):
+                c = _column(c0, j)
+                sums[j] += (np.float64(x[r, c]) + x[r + 1, c]) + (np.float64(x[r + 2, c]) + x[r + 3, c])
+        for r in range(n - n % 4, n):
+            for j in range(w):
+                sums[j] += x[r, _column(c0, j)]
+        for j in range(w):
+            mean64[j] = sums[j] / n
+        sums[:] = 0.0
+        for r in range(0, n - 3, 4):
+            for j in range(w):
+                c = _column(c0, j)
+                d0, d1 = x[r, c] - mean64[j], x[r + 1, c] - mean64[j]
+                d2, d3 = x[r + 2, c] - mean64[j], x[r + 3, c] - mean64[j]
+                sums[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+        for r in range(n - n % 4, n):
+            for j in range(w):
+                deviation = x[r, _column(c0, j)] - mean64[j]
+                sums[j] += deviation * deviation
+        for j in range(w):
+            c = c0 + j
+            var64 = sums[j] / n
+            mean[c] = mean64[j]
+            rstd[c] = 1.0 / math.sqrt(var64 + eps)
+            if update_running:
+                running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean64[j]
+                running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (var64 * n / (n - 1))
+            scale[j] = gamma[c] * rstd[c]
+            shift[j] = beta[c] - mean[c] * scale[j]
+        for r in range(n):
+            if in_place:
+                for j in range(w):
+                    c = _column(c0, j)
+                    x[r, c] = x[r, c] * scale[j] + shift[j]
+            else:
+                for j in range(w):
+                    c = _column(c0, j)
+                    out[r, c] = x[r, c] * scale[j] + shift[j]
+
+
+@_kernel
+def batch_norm_backward_kernel(dy, x, gamma, mean, rstd, block, dx, dgamma, dbeta):
+    """Per column block: one pass for dbeta = sum dy and dgamma = sum dy*x_hat (float64), one that
+    writes dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N)."""
+    n, d = x.shape
+    in_place = _same_data(dy, dx)
+    sum_dy = np.empty(block, np.float64)
+    sum_dy_xhat = np.empty(block, np.float64)
+    block_mean = np.empty(block, x.dtype)
+    block_rstd = np.empty(block, x.dtype)
+    a = np.empty(block, x.dtype)
+    b = np.empty(block, x.dtype)
+    k = np.empty(block, x.dtype)
+    inverse_n = np.full(1, 1.0 / n, x.dtype)[0]  # in the dtype: a float64 scalar would promote the loops
+    for c0 in range(0, d, block):
+        w = min(block, d - c0)
+        for j in range(w):
+            block_mean[j] = mean[c0 + j]
+            block_rstd[j] = rstd[c0 + j]
+        sum_dy[:] = 0.0
+        sum_dy_xhat[:] = 0.0
+        for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
+            for j in range(w):
+                c = _column(c0, j)
+                m, s = block_mean[j], block_rstd[j]
+                g0, g1, g2, g3 = np.float64(dy[r, c]), np.float64(dy[r + 1, c]), np.float64(dy[r + 2, c]), \
+                    np.float64(dy[r + 3, c])
+                sum_dy[j] += (g0 + g1) + (g2 + g3)
+                sum_dy_xhat[j] += (g0 * ((x[r, c] - m) * s) + g1 * ((x[r + 1, c] - m) * s)) + \
+                    (g2 * ((x[r + 2, c] - m) * s) + g3 * ((x[r + 3, c] - m) * s))
+        for r in range(n - n % 4, n):
+            for j in range(w):
+                c = _column(c0, j)
+                g = np.float64(dy[r, c])
+                sum_dy[j] += g
+                sum_dy_xhat[j] += g * ((x[r, c] - block_mean[j]) * block_rstd[j])
+        for j in range(w):
+            c = c0 + j
+            dbeta[c] = sum_dy[j]
+            dgamma[c] = sum_dy_xhat[j]
+            a[j] = gamma[c] * block_rstd[j]
+            b[j] = dbeta[c] * inverse_n
+            k[j] = dgamma[c] * inverse_n
+        for r in range(n):
+            if in_place:
+                for j in range(w):
+                    c = _column(c0, j)
+                    x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
+                    dy[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
+            else:
+                for j in range(w):
+                    c = _column(c0, j)
+                    x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
+                    dx[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
+
+
+@_kernel
+def batch_norm_inference_backward_kernel(dy, x, scale, running_mean, rstd, dx, dgamma, dbeta):
+    """One pass: dx = dy*scale (scale = gamma*rstd), dgamma = sum dy*(x - running_mean)*rstd and
+    dbeta = sum dy accumulated in float64."""
+    n, d = x.shape
+    in_place = _same_data(dy, dx)
+    sum_dy = np.zeros(d, np.float64)
+    sum_dy_xhat = np.zeros(d, np.float64)
+    for r in range(n):
+        for c in range(d):
+            g = dy[r, c]
+            sum_dy[c] += g
+            sum_dy_xhat[c] += g * ((x[r, c] - running_mean[c]) * rstd[c])
+            if in_place:
+                dy[r, c] = g * scale[c]
+            else:
+                dx[r, c] = g * scale[c]
+    for c in range(d):
+        dbeta[c] = sum_dy[c]
+        dgamma[c] = sum_dy_xhat[c]
+
+
+@_kernel(fastmath={"contract", "reassoc"})
+def layer_norm_forward_kernel(x, gamma, beta, eps, out, mean, rstd):
+    """Per row: two-pass float64 statistics, then y = (x - mean)*rstd*gamma + beta in the dtype."""
+    n, d = x.shape
+    in_place = _same_data(x, out)
+    for r in range(n):
+        total = 0.0
+        for c in range(d):
+            total += x[r, c]
+        mean64 = total / d
+        total = 0.0
+        for c in range(d):
+            deviation = x[r, c] - mean64
+            total += deviation * deviation
+        mean[r] = mean64
+        rstd[r] = 1.0 / math.sqrt(total / d + eps)
+        m, s = mean[r], rstd[r]
+        if in_place:
+            for c in range(d):
+                x[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
+        else:
+            for c in range(d):
+                out[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
+
+
+@_kernel(fastmath={"contract", "reassoc"})
+def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
+    """Per row, one pass for the row sums of g = dy*gamma and g*x_hat (float64) and the column sums
+    dgamma, dbeta (float64), one that writes dx = rstd*(g - mean(g) - x_hat*mean(g*x_hat))."""
+    n, d = x.shape
+    in_place = _same_data(dy, dx)
+    sum_dy = np.zeros(d, np.float64)
+    sum_dy_xhat = np.zeros(d, np.float64)
+    row_means = np.empty(2, x.dtype)  # mean(g), mean(g*x_hat) of a row, rounded to the dtype
+    for r in range(n):
+        m, s = mean[r], rstd[r]
+        sum_g = 0.0
+        sum_g_xhat = 0.0
+        for c in range(d):
+            x_hat = (x[r, c] - m) * s
+            g = dy[r, c]
+            gg = g * gamma[c]
+            sum_g += gg
+            sum_g_xhat += gg * x_hat
+            sum_dy[c] += g
+            sum_dy_xhat[c] += g * x_hat
+        row_means[0] = sum_g / d
+        row_means[1] = sum_g_xhat / d
+        g_mean, gx_mean = row_means[0], row_means[1]
+        if in_place:
+            for c in range(d):
+                x_hat = (x[r, c] - m) * s
+                dy[r, c] = (dy[r, c] * gamma[c] - g_mean - x_hat * gx_mean) * s
+        else:
+            for c in range(d):
+                x_hat = (x[r, c] - m) * s
+                dx[r, c] = (dy[r, c] * gamma[c] - g_mean - x_hat * gx_mean) * s
+    for c in range(d):
+        dbeta[c] = sum_dy[c]
+        dgamma[c] = sum_dy_xhat[c]
+
+
 def kernels_are_cached() -> bool:
     """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
     return type(selu_forward_kernel._cache).__name__ != "NullCache"
@@ -486,4 +761,19 @@ KERNELS = {
     "sgd_update": (sgd_update_kernel, "void(F[::1], F[::1], F, F)"),
     "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
     "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F, F)"),
+    "relu_forward": (relu_forward_kernel, "void(F[::1], F[::1])"),
+    "relu_backward": (relu_backward_kernel, "void(F[::1], F[::1], F[::1])"),
+    "add": (add_kernel, "void(F[::1], F[::1], F[::1])"),
+    "bias_add_forward": (bias_add_forward_kernel, "void(F[:, ::1], F[::1], F[:, ::1])"),
+    "batch_norm_inference": (affine_columns_kernel, "void(F[:, ::1], F[::1], F[::1], F[:, ::1])"),
+    "batch_norm_forward": (batch_norm_forward_kernel,
+                           "void(F[:, ::1], F[::1], F[::1], f8, f8, b1, F[::1], F[::1], i8, F[:, ::1], F[::1], F[::1])"),
+    "batch_norm_backward": (batch_norm_backward_kernel,
+                            "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], i8, F[:, ::1], F[::1], F[::1])"),
+    "batch_norm_inference_backward": (batch_norm_inference_backward_kernel,
+                                      "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
+    "layer_norm_forward": (layer_norm_forward_kernel,
+                           "void(F[:, ::1], F[::1], F[::1], f8, F[:, ::1], F[::1], F[::1])"),
+    "layer_norm_backward": (layer_norm_backward_kernel,
+                            "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
 }
