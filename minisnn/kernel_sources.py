@@ -30,6 +30,15 @@ KERNELS = {
     "sgd_update": ("sgd_update", "sgd_update_momentum"),
     "adam_update": ("adam_update",),
     "sgemm": ("sgemm_naive", "sgemm_tiled", "sgemm_register_blocked"),
+    "relu": ("relu_forward", "relu_backward"),
+    "batch_norm": (
+        "batch_norm_forward_statistics",
+        "batch_norm_affine",
+        "batch_norm_inference_affine",
+        "batch_norm_backward_sums",
+        "batch_norm_backward_dx",
+    ),
+    "layer_norm": ("layer_norm_forward", "layer_norm_backward_dx", "layer_norm_backward_column_sums"),
 }
 # NumPy dtype name -> the C type T of the template instantiation.
 CTYPES = {"float32": "float", "float64": "double"}

@@ -25,12 +25,12 @@ from minisnn import kernel_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 # file -> the fewest tests that must pass there under the emulator. Today: 29 in test_cupy_backend.py,
-# 512 cupy cases in test_ops.py (every op with a CUDA kernel x variant x dtype x shape, out= and
-# aliasing, label errors, masks), 7 emulator checks. A run with fewer lost some (a collection that
-# silently found nothing, a backend that skipped).
+# 681 cupy cases in test_ops.py (every op with a CUDA kernel x variant x dtype x shape, out= and
+# aliasing, label errors, masks, batch norm's input errors), 7 emulator checks. A run with fewer
+# lost some (a collection that silently found nothing, a backend that skipped).
 MIN_TESTS_RUN = {
     "tests/test_cupy_backend.py": 25,
-    "tests/test_ops.py": 480,
+    "tests/test_ops.py": 650,
     "tests/cuda_emulator/emulator_checks.py": 7,
 }
 

@@ -1,6 +1,7 @@
-"""The CuPy backend: the SELU, dropout, column-sum, softmax cross-entropy and optimizer ops as CUDA C
-RawKernels from kernels/ (file kernels/<op family>.cu, kernels named after the op), matmul through
-cuBLAS; every other op runs its default body (minisnn.backends.base) on CuPy arrays.
+"""The CuPy backend: the SELU, ReLU, dropout, column-sum, batch and layer norm, softmax cross-entropy
+and optimizer ops as CUDA C RawKernels from kernels/ (file kernels/<op family>.cu, kernels named
+after the op), matmul through cuBLAS; every other op runs its default body
+(minisnn.backends.base) on CuPy arrays.
 
 Kernel files are compiled lazily with NVRTC the first time one of their kernels runs, once per
 process and device (CuPy also caches the binaries on disk). Every kernel is a template on
@@ -329,6 +330,142 @@ class CupyBackend(Backend):
         args_after = self._selu_args(dy, alpha, lam) + self._mask_args(mask, dy.size) + (t(mask.scale), t(mask.shift))
         self._column_reduce("bias_selu_dropout", "bias_selu_dropout_backward_partial", dy, db, (dy, y, dz), args_after)
         return dz, db
+
+    # ---- ReLU -------------------------------------------------------------------------------
+    def relu_forward(self, x, out=None):
+        x = self._input(x, name="x")
+        out = self._output(out, x.shape, x.dtype)
+        self._elementwise("relu", "relu_forward", x.size, x.dtype, (x, out, np.int64(x.size)))
+        return out
+
+    def relu_backward(self, dy, y, out=None):
+        dy = self._input(dy, name="dy")
+        y = self._input(y, dy.dtype, name="y")
+        if y.shape != dy.shape:
+            raise ValueError(f"dy {dy.shape} and y {y.shape} must have the same shape")
+        out = self._output(out, dy.shape, dy.dtype)
+        self._elementwise("relu", "relu_backward", dy.size, dy.dtype, (dy, y, out, np.int64(dy.size)))
+        return out
+
+    # ---- normalization ------------------------------------------------------------------------
+    def _feature_vectors(self, x, **vectors):
+        """x as a contiguous (N, D) matrix and each named vector as a contiguous (D,) array of its dtype."""
+        x = self._matrix(self._input(x, name="x"), "x")  # (N, D)
+        checked = []
+        for name, v in vectors.items():
+            v = self._input(v, x.dtype, name=name)
+            if v.shape != (x.shape[1],):
+                raise ValueError(f"{name} must have shape ({x.shape[1]},) to match x {x.shape}, got {v.shape}")
+            checked.append(v)
+        return x, checked
+
+    def _column_blocks(self, stem: str, kernel: str, dtype: np.dtype, d: int, args: tuple) -> None:
+        """A kernel with one (COLUMN_BLOCK_X, COLUMN_BLOCK_Y) block per COLUMN_BLOCK_X columns."""
+        bx, by = _SHAPES["COLUMN_BLOCK_X"], _SHAPES["COLUMN_BLOCK_Y"]
+        self._kernel(stem, kernel, dtype)((_ceil_div(d, bx),), (bx, by), args)
+
+    def batch_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None, running_mean=None,
+                           running_var=None, momentum=0.1):
+        x, (gamma, beta) = self._feature_vectors(x, gamma=gamma, beta=beta)
+        n, d = x.shape
+        if n < 2:
+            raise ValueError(f"batch normalization needs at least 2 rows to estimate statistics, got {n}")
+        if (running_mean is None) != (running_var is None):
+            raise ValueError("running_mean and running_var are updated together: pass both or neither")
+        out = self._output(out, x.shape, x.dtype)
+        mean = self._output(mean, (d,), x.dtype, name="mean")
+        rstd = self._output(rstd, (d,), x.dtype, name="rstd")
+        update = running_mean is not None
+        if update:
+            running_mean = self._output(running_mean, (d,), x.dtype, name="running_mean")
+            running_var = self._output(running_var, (d,), x.dtype, name="running_var")
+        affine = cp.empty((2, d), dtype=x.dtype)  # (2, D): scale, shift
+        if d == 0:
+            return out, mean, rstd
+        args = (x, gamma, beta, np.int64(n), np.int32(d), np.float64(eps), np.float64(momentum), np.int32(update),
+                running_mean if update else mean, running_var if update else rstd, mean, rstd, affine[0], affine[1])
+        self._column_blocks("batch_norm", "batch_norm_forward_statistics", x.dtype, d, args)
+        self._elementwise("batch_norm", "batch_norm_affine", x.size, x.dtype,
+                          (x, affine[0], affine[1], out, np.int64(x.size), np.int32(d)))
+        return out, mean, rstd
+
+    def _inference_affine(self, gamma, beta, running_mean, running_var, eps, dtype):
+        """(scale, shift, rstd) (D,) of evaluation-mode batch normalization."""
+        d = gamma.shape[0]
+        affine = cp.empty((3, d), dtype=dtype)  # (3, D): scale, shift, rstd
+        if d > 0:
+            block = _SHAPES["ELEMENTWISE_BLOCK"]
+            self._kernel("batch_norm", "batch_norm_inference_affine", dtype)(
+                (self._grid(d, block, block),), (block,),
+                (gamma, beta, running_mean, running_var, dtype.type(eps), np.int32(d), affine[0], affine[1], affine[2]))
+        return affine[0], affine[1], affine[2]
+
+    def batch_norm_inference(self, x, gamma, beta, running_mean, running_var, eps, out=None):
+        x, vectors = self._feature_vectors(x, gamma=gamma, beta=beta, running_mean=running_mean,
+                                           running_var=running_var)
+        out = self._output(out, x.shape, x.dtype)
+        scale, shift, _ = self._inference_affine(*vectors, eps, x.dtype)
+        self._elementwise("batch_norm", "batch_norm_affine", x.size, x.dtype,
+                          (x, scale, shift, out, np.int64(x.size), np.int32(x.shape[1])))
+        return out
+
+    def _gradient_outputs(self, dy, x, dx, dgamma, dbeta):
+        """dy as a contiguous array shaped like x, and the checked (dx, dgamma, dbeta)."""
+        dy = self._input(dy, x.dtype, name="dy")
+        if dy.shape != x.shape:
+            raise ValueError(f"dy {dy.shape} and x {x.shape} must have the same shape")
+        return (dy, self._output(dx, x.shape, x.dtype, name="dx"),
+                self._output(dgamma, (x.shape[1],), x.dtype, name="dgamma"),
+                self._output(dbeta, (x.shape[1],), x.dtype, name="dbeta"))
+
+    def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        x, (gamma, mean, rstd) = self._feature_vectors(x, gamma=gamma, mean=mean, rstd=rstd)
+        dy, dx, dgamma, dbeta = self._gradient_outputs(dy, x, dx, dgamma, dbeta)
+        n, d = x.shape
+        if x.size == 0:
+            dgamma.fill(0)
+            dbeta.fill(0)
+            return dx, dgamma, dbeta
+        self._column_blocks("batch_norm", "batch_norm_backward_sums", x.dtype, d,
+                            (dy, x, mean, rstd, np.int64(n), np.int32(d), dgamma, dbeta))
+        self._elementwise("batch_norm", "batch_norm_backward_dx", x.size, x.dtype,
+                          (dy, x, gamma, mean, rstd, dgamma, dbeta, dx, np.int64(x.size), np.int32(d),
+                           x.dtype.type(1.0 / n)))
+        return dx, dgamma, dbeta
+
+    def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+        x, (gamma, beta) = self._feature_vectors(x, gamma=gamma, beta=beta)
+        n, d = x.shape
+        out = self._output(out, x.shape, x.dtype)
+        mean = self._output(mean, (n,), x.dtype, name="mean")
+        rstd = self._output(rstd, (n,), x.dtype, name="rstd")
+        if n > 0:
+            block = _SHAPES["ROW_BLOCK"]
+            self._kernel("layer_norm", "layer_norm_forward", x.dtype)(
+                (self._grid(n, 1, block),), (block,),
+                (x, gamma, beta, np.int64(n), np.int32(d), np.float64(eps), out, mean, rstd))
+        return out, mean, rstd
+
+    def layer_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        x, (gamma,) = self._feature_vectors(x, gamma=gamma)
+        n, d = x.shape
+        mean, rstd = self._input(mean, x.dtype, name="mean"), self._input(rstd, x.dtype, name="rstd")
+        if mean.shape != (n,) or rstd.shape != (n,):
+            raise ValueError(f"mean and rstd must have shape ({n},) (one per row of x), got {mean.shape} and "
+                             f"{rstd.shape}")
+        dy, dx, dgamma, dbeta = self._gradient_outputs(dy, x, dx, dgamma, dbeta)
+        if d == 0:
+            return dx, dgamma, dbeta
+        if n == 0:
+            dgamma.fill(0)
+            dbeta.fill(0)
+            return dx, dgamma, dbeta
+        self._column_blocks("layer_norm", "layer_norm_backward_column_sums", x.dtype, d,
+                            (dy, x, mean, rstd, np.int64(n), np.int32(d), dgamma, dbeta))  # before dx overwrites dy
+        block = _SHAPES["ROW_BLOCK"]
+        self._kernel("layer_norm", "layer_norm_backward_dx", x.dtype)(
+            (self._grid(n, 1, block),), (block,), (dy, x, gamma, mean, rstd, np.int64(n), np.int32(d), dx))
+        return dx, dgamma, dbeta
 
     def _labels(self, labels, n: int):
         if not isinstance(labels, cp.ndarray) or labels.dtype.kind not in "iu":
