@@ -72,6 +72,10 @@ def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, An
         "adam_m": (0.1 * rng.standard_normal((rows, cols))).astype(dtype),  # (N, D) Adam's state mid-training
         "adam_v": (0.01 * rng.random((rows, cols))).astype(dtype),
         "targets": rng.random((rows, cols)).astype(dtype),  # (N, D) in [0, 1]
+        "gamma": (1.0 + 0.1 * rng.standard_normal(cols)).astype(dtype),  # (D,) normalization scale and shift
+        "beta": (0.1 * rng.standard_normal(cols)).astype(dtype),
+        "running_mean": (0.1 * rng.standard_normal(cols)).astype(dtype),  # (D,) batch norm's running statistics
+        "running_var": rng.uniform(0.5, 1.5, cols).astype(dtype),
     }
     return {"mask": mask, **{name: aligned_copy(a) for name, a in arrays.items()}}
 
@@ -115,6 +119,71 @@ def activation_and_loss_cases(inp: dict[str, Any], out: np.ndarray) -> list[Case
              lambda: ref.squared_error_backward(f64(x), f64(dy), scale), 3 * size),
         Case("count_correct", lambda fn: fn(logits, labels), lambda: ref.count_correct(f64(logits), labels),
              logits.nbytes),
+    ]
+
+
+def composite_cases(inp: dict[str, Any], out: np.ndarray) -> list[Case]:
+    """Residual sum, batch and layer norm (forward, backward, evaluation mode), weight norm of an
+    (N, D) weight matrix, highway gates. Batch norm's forward updates the running statistics in
+    place: its checked call starts them from the same values."""
+    x, dy, gate, h = inp["x"], inp["dy"], inp["targets"], inp["param"]
+    gamma, beta, running_mean, running_var = inp["gamma"], inp["beta"], inp["running_mean"], inp["running_var"]
+    f64 = lambda a: np.asarray(a, np.float64)
+    eps, size, (rows, cols) = 1e-5, x.nbytes, x.shape
+    column_stats, row_stats = aligned_empty_like(gamma), aligned_empty_like(x[:, 0])  # (D,), (N,)
+    column_stats2, row_stats2 = aligned_empty_like(gamma), aligned_empty_like(x[:, 0])
+    dgamma, dbeta, dx2, dx3 = aligned_empty_like(gamma), aligned_empty_like(gamma), aligned_empty_like(x), \
+        aligned_empty_like(x)
+    running = [aligned_copy(running_mean), aligned_copy(running_var)]
+    _, bn_mean, bn_rstd = ref.batch_norm_forward(f64(x), f64(gamma), f64(beta), eps)
+    bn_mean, bn_rstd = aligned_copy(bn_mean.astype(x.dtype)), aligned_copy(bn_rstd.astype(x.dtype))
+    _, ln_mean, ln_rstd = ref.layer_norm_forward(f64(x), f64(gamma), f64(beta), eps)
+    ln_mean, ln_rstd = aligned_copy(ln_mean.astype(x.dtype)), aligned_copy(ln_rstd.astype(x.dtype))
+    norm = aligned_copy(np.sqrt((f64(x) ** 2).sum(axis=0)).astype(x.dtype))  # (D,) column norms of x as v
+
+    def bn_forward(fn):
+        np.copyto(running[0], running_mean)
+        np.copyto(running[1], running_var)
+        return fn(x, gamma, beta, eps, out=out, mean=column_stats, rstd=column_stats2, running_mean=running[0],
+                  running_var=running[1]) + tuple(running)
+
+    def bn_forward_expected():
+        stats = [f64(running_mean).copy(), f64(running_var).copy()]
+        return ref.batch_norm_forward(f64(x), f64(gamma), f64(beta), eps, running_mean=stats[0],
+                                      running_var=stats[1]) + tuple(stats)
+
+    bn_x_hat = lambda: np.abs(f64(dy)) * (1.0 + np.abs((f64(x) - f64(bn_mean)) * f64(bn_rstd)))
+    ln_x_hat = lambda: np.abs(f64(dy)) * (1.0 + np.abs((f64(x) - f64(ln_mean)[:, None]) * f64(ln_rstd)[:, None]))
+    return [
+        Case("add", lambda fn: fn(x, dy, out=out), lambda: f64(x) + f64(dy), 3 * size),
+        Case("batch_norm_forward", bn_forward, bn_forward_expected, 2 * size,
+             timed=lambda fn: fn(x, gamma, beta, eps, out=out, mean=column_stats, rstd=column_stats2,
+                                 running_mean=running[0], running_var=running[1])),
+        Case("batch_norm_inference", lambda fn: fn(x, gamma, beta, running_mean, running_var, eps, out=out),
+             lambda: ref.batch_norm_inference(f64(x), f64(gamma), f64(beta), f64(running_mean), f64(running_var),
+                                              eps), 2 * size),
+        Case("batch_norm_inference_backward",
+             lambda fn: fn(dy, x, gamma, running_mean, running_var, eps, dx=out, dgamma=dgamma, dbeta=dbeta),
+             lambda: ref.batch_norm_inference_backward(f64(dy), f64(x), f64(gamma), f64(running_mean),
+                                                       f64(running_var), eps), 3 * size,
+             column_sum_terms=lambda: np.abs(f64(dy)) * (1.0 + np.abs(f64(x)) + np.abs(f64(running_mean)))),
+        Case("batch_norm_backward", lambda fn: fn(dy, x, gamma, bn_mean, bn_rstd, dx=out, dgamma=dgamma, dbeta=dbeta),
+             lambda: ref.batch_norm_backward(f64(dy), f64(x), f64(gamma), f64(bn_mean), f64(bn_rstd)), 3 * size,
+             column_sum_terms=bn_x_hat),
+        Case("layer_norm_forward", lambda fn: fn(x, gamma, beta, eps, out=out, mean=row_stats, rstd=row_stats2),
+             lambda: ref.layer_norm_forward(f64(x), f64(gamma), f64(beta), eps), 2 * size),
+        Case("layer_norm_backward", lambda fn: fn(dy, x, gamma, ln_mean, ln_rstd, dx=out, dgamma=dgamma, dbeta=dbeta),
+             lambda: ref.layer_norm_backward(f64(dy), f64(x), f64(gamma), f64(ln_mean), f64(ln_rstd)), 3 * size,
+             column_sum_terms=ln_x_hat),
+        Case("weight_norm_forward", lambda fn: fn(x, gamma, out=out, norm=column_stats),
+             lambda: ref.weight_norm_forward(f64(x), f64(gamma)), 2 * size),
+        Case("weight_norm_backward", lambda fn: fn(dy, x, gamma, norm, dv=out, dg=dgamma),
+             lambda: ref.weight_norm_backward(f64(dy), f64(x), f64(gamma), f64(norm)), 3 * size,
+             column_sum_terms=lambda: np.abs(f64(dy) * f64(x)) / f64(norm)),
+        Case("highway_forward", lambda fn: fn(h, gate, x, out=out), lambda: ref.highway_forward(f64(h), f64(gate), f64(x)),
+             4 * size),
+        Case("highway_backward", lambda fn: fn(dy, h, gate, x, dh=out, dt=dx2, dx=dx3),
+             lambda: ref.highway_backward(f64(dy), f64(h), f64(gate), f64(x)), 7 * size),
     ]
 
 
@@ -202,6 +271,7 @@ def make_cases(inp: dict[str, Any]) -> list[Case]:
         Case("adam_update", adam_call, adam_expected, 7 * size,  # reads param, grad, m, v; writes param, m, v
              timed=lambda fn: fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)),
         *activation_and_loss_cases(inp, out),
+        *composite_cases(inp, out),
     ]
 
 
