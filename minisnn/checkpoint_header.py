@@ -27,7 +27,7 @@ REQUIRED_KEYS = {"format", "format_version", "dtype", "model", "arrays"}
 OPTIONAL_KEYS = {1: {"minisnn_version", "optimizer", "meta", "layer_state", "rng_state"},
                  2: {"minisnn_version", "optimizer", "meta"},
                  3: {"minisnn_version", "optimizer", "meta", HASH_KEY}}
-# Array elements a model config may imply beyond those the file holds (work-free layers, rounding).
+# Array elements a model config may imply beyond twice those the file holds (layers without arrays).
 IMPLIED_ELEMENTS_SLACK = 1 << 20
 MAX_NDIM = 32
 MAX_DEPTH = 64  # nesting of JSON lists and objects (layers inside layers inside ...)
@@ -177,8 +177,7 @@ def implied_elements(config: Any) -> int:
             sizes.append(value)
     if "type" not in config:
         return nested
-    largest = sorted(sizes)[-2:]
-    return nested + math.prod(largest)
+    return nested + (math.prod(sorted(sizes)[-2:]) if sizes else 0)
 
 
 def _sizes_in(value: Any) -> list[int]:
@@ -191,9 +190,13 @@ def _sizes_in(value: Any) -> list[int]:
 
 
 def check_implied_size(model_config: dict[str, Any], declared_elements: int) -> None:
-    """Refuse a config that would allocate far more than the arrays the file declares (before building it)."""
+    """Refuse a config that would allocate far more than the arrays the file declares (before building it).
+
+    A model's estimate is at most its arrays' elements plus its n_inputs (counted on its own, and
+    again in the first layer's weight), so twice the declared elements plus a slack always suffice.
+    """
     implied = implied_elements(model_config)
-    if implied > declared_elements + IMPLIED_ELEMENTS_SLACK:
+    if implied > 2 * declared_elements + IMPLIED_ELEMENTS_SLACK:
         raise ValueError(f"the model config implies about {implied:,} array elements, but the file holds "
                          f"{declared_elements:,}; sizes in the header are wrong")
 

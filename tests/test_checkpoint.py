@@ -336,3 +336,18 @@ def test_an_interrupted_save_leaves_the_old_checkpoint_and_no_temporary_file(tmp
     assert len(written) == 3
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_the_size_a_config_implies_is_bounded_by_the_arrays_the_file_declares():
+    from minisnn.checkpoint_header import check_implied_size, implied_elements
+
+    wide = {"type": "Sequential", "n_inputs": 1_500_000,
+            "layers": [{"type": "Linear", "d_in": 1_500_000, "d_out": 2, "seed": 2**60},
+                       {"type": "LinearSELU", "d_in": 2, "d_out": 2, "dropout": 0.1, "seed": 7}, {"type": "SELU"}]}
+    assert implied_elements(wide) == 1_500_000 + 3_000_000 + 4
+    check_implied_size(wide, 3_000_000 + 2 + 4 + 2 + 1)  # a real model with many inputs loads
+    wide["layers"][0]["d_out"] = wide["layers"][1]["d_in"] = 2**20
+    with pytest.raises(ValueError, match="implies about 1,572,867,597,152 array elements, but the file holds 3,000,009"):
+        check_implied_size(wide, 3_000_009)
+    nested = {"type": "Block", "width": 3, "body": [{"type": "Linear", "d_in": 4, "d_out": 5}], "sizes": [10, 20]}
+    assert implied_elements(nested) == 20 * 10 + 4 * 5  # own sizes 3, 10, 20 (lists count); children on their own
