@@ -17,7 +17,6 @@ Loading a model for inference needs NumPy only.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 from pathlib import Path
@@ -49,7 +48,8 @@ from .optim import Optimizer, optimizer_from_config
 HEADER_KEY = "header.json"
 MAX_HEADER_BYTES = 64 << 20  # a header of 64 MiB is far beyond any model's (standardizers included)
 
-__all__ = ["CheckpointError", "UnhashedHeaderWarning", "save_checkpoint", "read_checkpoint", "load_model", "load_training_state",
+__all__ = ["CheckpointError", "UnhashedHeaderWarning", "save_checkpoint", "read_checkpoint", "load_model",
+           "load_training_state",
            "FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "HEADER_KEY"]
 
 

@@ -60,7 +60,8 @@ def _create_temporary(folder: Path, name: str) -> tuple[int, Path]:
     while True:
         temporary = folder / f".{name}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), temporary
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(temporary, flags, 0o666), temporary
         except FileExistsError:
             continue
 

@@ -84,7 +84,8 @@ class NpzArchive:
         members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
             if len(info.filename) > 200:
-                raise ArchiveError(f"a member's name is {len(info.filename)} characters long: {info.filename[:60]!r}...")
+                raise ArchiveError(f"a member's name is {len(info.filename)} characters long: "
+                                   f"{info.filename[:60]!r}...")
             if not info.filename.endswith(".npy"):
                 raise ArchiveError(f"member {info.filename!r} is not a .npy array")
             name = info.filename[: -len(".npy")]

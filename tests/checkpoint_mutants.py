@@ -57,8 +57,9 @@ def base_checkpoints(folder: Path) -> list[bytes]:
             "task": {"task": "classification", "n_classes": 3}, "class_labels": ["cat", "dog", "emu"],
             "standardizer": {"mean": rng.standard_normal(5).tolist(), "scale": (1 + rng.random(5)).tolist()}}
     out = []
-    for dtype, make in (("float32", lambda m: SGD(m, lr=0.05, momentum=0.9, schedule=Schedule("cosine", total_steps=9))),
-                        ("float64", lambda m: AdamW(m, lr=1e-2, weight_decay=0.1))):
+    optimizers = {"float32": lambda m: SGD(m, lr=0.05, momentum=0.9, schedule=Schedule("cosine", total_steps=9)),
+                  "float64": lambda m: AdamW(m, lr=1e-2, weight_decay=0.1)}
+    for dtype, make in optimizers.items():
         be = get_backend("numpy", dtype=dtype)
         model = mlp(5, 3, depth=2, width=8, dropout=0.1, backend=be, seed=1)
         optimizer = make(model)

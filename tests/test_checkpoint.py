@@ -22,7 +22,8 @@ _META = {"holdout": 0.2, "seed": 0, "task": {"task": "classification", "n_classe
 def _trained(tmp_path, dtype="float32", steps=3):
     be = get_backend("numpy", dtype=dtype)
     model = mlp(6, 3, depth=3, width=16, dropout=0.1, shape="conic", backend=be, seed=1)
-    opt = SGD(model, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4, schedule=Schedule("cosine", total_steps=50))
+    opt = SGD(model, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4,
+              schedule=Schedule("cosine", total_steps=50))
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((steps + 3, 32, 6)), rng.integers(0, 3, (steps + 3, 32))
     loss = SoftmaxCrossEntropy(be)
@@ -97,7 +98,8 @@ def _sha256(array):
     (lambda h, a: h.__setitem__("format", "other"), "header format is 'other'"),
     (lambda h, a: a.pop("param/0.b"), r"arrays do not match the header \(missing \['param/0.b'\]"),
     (lambda h, a: a.__setitem__("evil", np.zeros(2)), r"unexpected \['evil'\]"),
-    (lambda h, a: h["model"]["layers"][0].__setitem__("d_out", 7), r"param/0.W has shape \(6, 16\), the model needs \(6, 7\)"),
+    (lambda h, a: h["model"]["layers"][0].__setitem__("d_out", 7),
+     r"param/0.W has shape \(6, 16\), the model needs \(6, 7\)"),
     (lambda h, a: h["model"]["layers"][0].__setitem__("type", "Conv2D"), "unknown layer type 'Conv2D'"),
     (lambda h, a: h.__setitem__("dtype", "int8"), "dtype 'int8' is not one of"),
     (lambda h, a: a.__setitem__("buffer/0.step", np.array(-1)), "does not match its SHA-256"),
@@ -105,8 +107,10 @@ def _sha256(array):
         "buffer/0.step", np.array(-1)), "buffer/0.step is a counter and must be non-negative"),
     (lambda h, a: h["model"]["layers"].pop(), "missing"),
     (lambda h, a: h["model"]["layers"][1].__setitem__("lam", float("nan")), r"model.layers\[1\].lam is nan"),
-    (lambda h, a: h["model"]["layers"][1].__setitem__("alpha", "1.67"), r"model.layers\[1\].alpha is \"1.67\" in the file"),
-    (lambda h, a: h["model"]["layers"][0].__setitem__("d_in", 6.0), r"model.layers\[0\].d_in is 6.0 in the file, but builds as 6"),
+    (lambda h, a: h["model"]["layers"][1].__setitem__("alpha", "1.67"),
+     r"model.layers\[1\].alpha is \"1.67\" in the file"),
+    (lambda h, a: h["model"]["layers"][0].__setitem__("d_in", 6.0),
+     r"model.layers\[0\].d_in is 6.0 in the file, but builds as 6"),
     (lambda h, a: h["model"]["layers"][0].__setitem__("seed", -3), r"model.layers\[0\].seed is -3"),
     (lambda h, a: h["optimizer"]["config"].__setitem__("lr", True), r"optimizer.config.lr is true in the file"),
     (lambda h, a: h["optimizer"]["config"].__setitem__("weight_decay", float("inf")), "weight_decay is inf"),
@@ -286,7 +290,8 @@ def test_a_version_2_header_cannot_carry_a_hash_it_does_not_check(tmp_path):
     model, opt, *_ = _trained(tmp_path)
     path = save_checkpoint(tmp_path / "m.npz", model, opt)
     _rewrite(path, lambda h, a: h.__setitem__("format_version", 2), reseal=False)
-    with pytest.raises(CheckpointError, match=r"wrong for format version 2: missing \[\], unexpected \['header_sha256'\]"):
+    with pytest.raises(CheckpointError,
+                       match=r"wrong for format version 2: missing \[\], unexpected \['header_sha256'\]"):
         load_model(path)
 
 
@@ -347,7 +352,8 @@ def test_the_size_a_config_implies_is_bounded_by_the_arrays_the_file_declares():
     assert implied_elements(wide) == 1_500_000 + 3_000_000 + 4
     check_implied_size(wide, 3_000_000 + 2 + 4 + 2 + 1)  # a real model with many inputs loads
     wide["layers"][0]["d_out"] = wide["layers"][1]["d_in"] = 2**20
-    with pytest.raises(ValueError, match="implies about 1,572,867,597,152 array elements, but the file holds 3,000,009"):
+    with pytest.raises(ValueError,
+                       match="implies about 1,572,867,597,152 array elements, but the file holds 3,000,009"):
         check_implied_size(wide, 3_000_009)
     nested = {"type": "Block", "width": 3, "body": [{"type": "Linear", "d_in": 4, "d_out": 5}], "sizes": [10, 20]}
     assert implied_elements(nested) == 20 * 10 + 4 * 5  # own sizes 3, 10, 20 (lists count); children on their own

@@ -45,7 +45,8 @@ def test_check_writable_refuses_a_folder_that_takes_no_files(tmp_path):
         folder.mkdir(mode=0o500)
     else:
         pytest.skip("no folder refuses new files here")
-    with pytest.raises(ValueError, match=f"cannot write output to {folder / 'm.npz'}: the folder {folder} does not accept"):
+    message = f"cannot write output to {folder / 'm.npz'}: the folder {folder} does not accept"
+    with pytest.raises(ValueError, match=message):
         check_writable(folder / "m.npz")
 
 

@@ -87,7 +87,8 @@ def test_a_read_must_match_the_expected_shape_and_dtype_before_allocating(tmp_pa
 def _patch_central(data, offset_in_record, fmt, value):
     """Overwrite a field of the first central directory record."""
     start = data.index(b"PK\x01\x02")
-    return data[: start + offset_in_record] + struct.pack(fmt, value) + data[start + offset_in_record + struct.calcsize(fmt):]
+    field = start + offset_in_record
+    return data[:field] + struct.pack(fmt, value) + data[field + struct.calcsize(fmt):]
 
 
 @pytest.mark.parametrize("field, fmt, value, message", [
