@@ -231,3 +231,37 @@ def test_evaluate_rejects_a_mismatched_data_set(tmp_path, capsys):
     csv = tmp_path / "toy.csv"
     _write_csv(csv)
     assert "has 3 features, the model in" in error_of(["evaluate", str(ckpt), "--data", str(csv)], capsys)
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("msra", []), ("batchnorm", ["--order", "before_activation"]), ("layernorm", ["--shape", "conic"]),
+    ("weightnorm", []), ("highway", ["--dropout", "0.1"]), ("resnet", ["--shape", "diavolo", "--bottleneck", "0.25"]),
+])
+def test_train_any_method_then_evaluate_its_checkpoint(tmp_path, capsys, method, extra):
+    path = tmp_path / f"{method}.npz"
+    assert main(["train", "--method", method, "--epochs", "1", "--depth", "2", "--width", "16", "--quiet",
+                 "--save", str(path), *extra]) == 0
+    trained = capsys.readouterr().out
+    model, _, meta = load_training_state(path)
+    assert meta["method"] == method
+    layer_types = {layer["type"] for layer in model.config()["layers"]}
+    assert {"msra": "ReLU", "batchnorm": "BatchNorm1d", "layernorm": "LayerNorm", "weightnorm": "WeightNormLinear",
+            "highway": "Highway", "resnet": "ResidualBlock"}[method] in layer_types
+    assert main(["evaluate", str(path)]) == 0
+    test_line = next(line for line in trained.splitlines() if line.startswith("test"))
+    assert test_line.split(":")[1] in capsys.readouterr().out  # the same test metrics after reloading
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "batchnorm", "--activation", "relu"], "--activation applies to --method snn only"),
+    (["--method", "msra", "--init", "he_normal", "--no-fused"], "--init, --no-fused apply to --method snn only"),
+    (["--method", "snn", "--shape", "diavolo"], "--shape diavolo applies to --method resnet only"),
+    (["--order", "before_activation"], "--bottleneck and --order do not apply to --method snn"),
+    (["--method", "resnet", "--bottleneck", "0.5"], "bottleneck applies to resnet with shape 'diavolo' only"),
+    (["--method", "resnet", "--dropout", "0.1"], "resnet takes no dropout"),
+    (["--method", "highway", "--shape", "conic"], "shape must be 'rectangular'"),
+])
+def test_options_that_do_not_apply_to_the_method_are_named(args, message, capsys):
+    assert main(["train", "--epochs", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) <= 2 and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""`minisnn train`: train an SNN (or a baseline MLP) on the built-in problem or a data set."""
+"""`minisnn train`: train an SNN, or any of the networks it is compared with, on the built-in problem or a data set."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from ..data.tabular import load_npz, npz_features
 from ..data.tox21 import read_tox21_tables
 from ..files import check_writable, write_atomically
 from ..init import INITIALIZERS
+from ..methods import METHODS, ORDERS, RESNET_SHAPES, build_model
 from ..model import ACTIVATIONS, SHAPES, mlp
 from ..optim import SCHEDULES, SGD, Adam, AdamW, Schedule
 from ..tasks import TASKS, ClassificationTask, MultiTaskBinaryTask, RegressionTask, Task
 from ..train import TrainingDiverged, fit
-from ._options import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, HelpFormatter, integer
+from ._options import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, SEED, HelpFormatter, integer, number
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 SMOOTHING = 10  # epochs of the moving average early stopping watches (the paper's rule)
@@ -57,17 +58,27 @@ def register(subparsers) -> None:
                       help="fraction of the training data (after the test split is set aside) held out as a "
                       "validation set, evaluated every epoch (stratified for classification); 0 disables")
     net = p.add_argument_group("network")
-    net.add_argument("--depth", type=integer(0), default=8, help="number of hidden layers")
+    net.add_argument("--method", choices=METHODS, default="snn",
+                     help="the network: snn (SELU, LeCun init, alpha dropout) or one it is compared with: msra "
+                     "(ReLU, He init), batchnorm, layernorm, weightnorm, highway, resnet (see `minisnn.methods`)")
+    net.add_argument("--depth", type=integer(0), default=8, help="number of hidden layers (residual blocks for resnet)")
     net.add_argument("--width", type=COUNT, default=256, help="units per hidden layer (the first one if conic)")
-    net.add_argument("--shape", choices=SHAPES, default="rectangular", help="constant or geometrically shrinking widths")
-    net.add_argument("--activation", choices=ACTIVATIONS, default="selu", help="hidden-layer activation")
-    net.add_argument("--dropout", type=FRACTION, default=0.05,
-                     help="dropout rate in [0, 1): alpha dropout for SELU, standard dropout otherwise")
+    net.add_argument("--shape", choices=tuple(dict.fromkeys(SHAPES + RESNET_SHAPES)), default="rectangular",
+                     help="constant or geometrically shrinking widths; diavolo: resnet blocks with a bottleneck")
+    net.add_argument("--dropout", type=FRACTION, default=None,
+                     help="dropout rate in [0, 1): alpha dropout for SELU, standard dropout otherwise "
+                     "(default: 0.05 for snn, 0 for the other methods)")
+    net.add_argument("--bottleneck", type=number(0.0, 1.0, low_open=True), default=None,
+                     help="resnet --shape diavolo: the middle layer's width as a fraction of --width (default 0.5)")
+    net.add_argument("--order", choices=ORDERS, default=None,
+                     help="batchnorm, layernorm: normalization after the ReLU (default, the authors' order) or before")
+    net.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                     help="snn only: a plain MLP of this activation instead of SELU (default selu)")
     net.add_argument("--init", choices=INITIALIZERS, default=None,
-                     help="weight initializer (default: lecun_normal for SELU, he_normal for ReLU/ELU, "
+                     help="snn only: weight initializer (default: lecun_normal for SELU, he_normal for ReLU/ELU, "
                      "glorot_normal for tanh)")
     net.add_argument("--no-fused", dest="fused", action="store_false",
-                     help="use separate Linear, SELU and AlphaDropout layers instead of fused LinearSELU")
+                     help="snn only: separate Linear, SELU and AlphaDropout layers instead of fused LinearSELU")
     opt = p.add_argument_group("optimization")
     opt.add_argument("--epochs", type=COUNT, default=10, help="passes over the training data")
     opt.add_argument("--batch-size", type=COUNT, default=128,
@@ -265,10 +276,30 @@ def build_optimizer(args, model, total_steps: int):
     return OPTIMIZERS[args.optimizer](model, schedule=schedule, **{k: v for k, v in options.items() if v is not None})
 
 
+def check_network_options(args) -> None:
+    """ValueError naming the options that do not apply to --method (before any data is read)."""
+    snn_only = {"--activation": args.activation is not None, "--init": args.init is not None,
+                "--no-fused": not args.fused}
+    given = [option for option, used in snn_only.items() if used]
+    if args.method != "snn" and given:
+        verb = "apply" if len(given) > 1 else "applies"
+        raise ValueError(f"{', '.join(given)} {verb} to --method snn only; --method {args.method} fixes its layers")
+    if args.method == "snn" and args.shape == "diavolo":
+        raise ValueError("--shape diavolo applies to --method resnet only")
+    if args.method == "snn" and (args.bottleneck is not None or args.order is not None):
+        raise ValueError("--bottleneck and --order do not apply to --method snn")
+
+
 def build_network(args, n_inputs: int, n_outputs: int, backend):
-    """The network the options describe (an MLP of --depth hidden layers of --width units)."""
-    return mlp(n_inputs, n_outputs, depth=args.depth, width=args.width, shape=args.shape, dropout=args.dropout,
-               activation=args.activation, fused=args.fused, init=args.init, backend=backend, seed=args.seed)
+    """The network the options describe: --method's layers, --depth hidden layers of --width units."""
+    if args.method == "snn":
+        dropout = 0.05 if args.dropout is None else args.dropout
+        return mlp(n_inputs, n_outputs, depth=args.depth, width=args.width, shape=args.shape, dropout=dropout,
+                   activation=args.activation or "selu", fused=args.fused, init=args.init, backend=backend,
+                   seed=args.seed)
+    extra = {name: value for name, value in (("bottleneck", args.bottleneck), ("order", args.order)) if value is not None}
+    return build_model(args.method, n_inputs, n_outputs, depth=args.depth, width=args.width, shape=args.shape,
+                       dropout=args.dropout, backend=backend, seed=args.seed, **extra)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -314,6 +345,7 @@ def run_train(args) -> int:
     if args.early_stopping is not None and args.validation == 0:
         raise ValueError("--early-stopping needs --validation FRACTION (it watches the validation curve)")
     check_outputs({"--save": args.save, "--metrics-json": args.metrics_json})
+    check_network_options(args)
     backend = get_backend(args.backend, dtype=args.dtype)
     resumed = load_training_state(args.resume, backend) if args.resume is not None else None
     if resumed is not None and resumed[1] is None:
@@ -329,7 +361,7 @@ def run_train(args) -> int:
     data.task.check(data.x_train, data.y_train, f"{data.name} training data")  # before standardizing
     if data.x_test is not None:
         data.task.check(data.x_test, data.y_test, f"{data.name} test data")
-    meta = {"data": data_spec(args.data), "seed": args.seed, "holdout": args.holdout, "validation": args.validation,
+    meta = {"data": data_spec(args.data), "method": args.method, "seed": args.seed, "holdout": args.holdout, "validation": args.validation,
             "task": data.task.config()}
     if args.label_column is not None:
         meta["label_column"] = args.label_column
