@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from ..backends import BACKEND_NAMES, get_backend
 from ..data import load_dataset
+from ..files import check_writable
 from ..methods import METHODS
 from ..selfnorm import ACTIVATIONS, format_selfnorm, plot_selfnorm, run_selfnorm
 from ..theory._optional import figure_class
+from ._options import COUNT, POSITIVE, SEED, HelpFormatter, integer
 from .train import add_data_arguments
 
 
@@ -26,10 +27,10 @@ def register(subparsers) -> None:
         "itself?). With --plot, draw the "
         "(mu, nu) trajectories over the field of g (the paper's Figure 2) and the per-layer statistics. "
         "Needs SciPy (minisnn[theory]); --plot needs matplotlib (minisnn[plots]).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--depth", type=int, default=32, help="hidden layers of every network")
-    p.add_argument("--width", type=int, default=256, help="units per hidden layer")
+    p.add_argument("--depth", type=COUNT, default=32, help="hidden layers of every network")
+    p.add_argument("--width", type=COUNT, default=256, help="units per hidden layer")
     p.add_argument("--activations", default=None,
                    help="comma-separated subset of " + ", ".join(ACTIVATIONS) + " (plain MLPs; default: all four "
                    "unless --methods is given)")
@@ -37,41 +38,38 @@ def register(subparsers) -> None:
                    help="comma-separated subset of " + ", ".join(METHODS) + " (minisnn.methods networks, built "
                    "without dropout), or 'all'")
     add_data_arguments(p)  # "synthetic" (the default) means selfnorm's own 64-feature synthetic problem
-    p.add_argument("--samples", type=int, default=1024, help="probe inputs pushed through each network")
-    p.add_argument("--epochs", type=int, default=1, help="training epochs before the second measurement (0: skip)")
-    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--samples", type=integer(2), default=1024, help="probe inputs pushed through each network")
+    p.add_argument("--epochs", type=integer(0), default=1, help="training epochs before the second measurement (0: skip)")
+    p.add_argument("--lr", type=POSITIVE, default=0.01, help="SGD learning rate")
+    p.add_argument("--batch-size", type=COUNT, default=128, help="samples per training batch")
     p.add_argument("--backend", choices=BACKEND_NAMES + ("auto",), default="numpy")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the weights and the data order")
     p.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="write the figure to this PNG file")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise ValueError(f"--plot writes a PNG file: give a name ending in .png, got {str(args.plot)!r}")
+    if args.plot is not None:
+        if args.plot.suffix.lower() != ".png":
+            raise ValueError(f"--plot writes a PNG file: give a name ending in .png, got {str(args.plot)!r}")
+        check_writable(args.plot, "--plot")
+        figure_class()  # fail before the measurements when matplotlib is missing
     data = None if args.data == "synthetic" else load_dataset(args.data, root=args.data_root,
                                                                label_column=args.label_column)
     methods = _names(args.methods, METHODS)
     activations = _names(args.activations, ACTIVATIONS) if args.activations is not None or not methods else ()
     backend = get_backend(args.backend, dtype=args.dtype)
     progress = _show_progress if sys.stderr.isatty() else None
-    try:
-        if args.plot is not None:
-            figure_class()  # fail before the measurements when matplotlib is missing
-        result = run_selfnorm(depth=args.depth, width=args.width, activations=activations, data=data,
-                              n_probe=args.samples, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                              backend=backend, seed=args.seed, methods=methods, progress=progress)
-        if progress is not None:
-            print(" " * 60, end="\r", file=sys.stderr)
-        print(format_selfnorm(result))
-        if args.plot is not None:
-            plot_selfnorm(result, args.plot)
-            print(f"\nwrote {args.plot}")
-    except ImportError as exc:
-        print(f"minisnn selfnorm: error: {exc}", file=sys.stderr)
-        return 1
+    result = run_selfnorm(depth=args.depth, width=args.width, activations=activations, data=data,
+                          n_probe=args.samples, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                          backend=backend, seed=args.seed, methods=methods, progress=progress)
+    if progress is not None:
+        print(" " * 60, end="\r", file=sys.stderr)
+    print(format_selfnorm(result))
+    if args.plot is not None:
+        plot_selfnorm(result, args.plot)
+        print(f"\nwrote {args.plot}")
     return 0
 
 
