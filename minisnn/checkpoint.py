@@ -42,7 +42,7 @@ from .checkpoint_header import (
 )
 from .files import write_atomically
 from .model import Sequential
-from .npz_archive import ArchiveError, NpzArchive
+from .npz_archive import NpzArchive
 from .optim import Optimizer, optimizer_from_config
 
 HEADER_KEY = "header.json"
@@ -67,7 +67,8 @@ def _describe(exc: Exception) -> str:
 
 
 def _digest(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+    """SHA-256 of the array's bytes in C order (hashed in place, without a copy)."""
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, model: Sequential, optimizer: Optimizer | None = None,
@@ -142,7 +143,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     path = Path(path)
     try:
         return _read_checked(path)
-    except (ValueError, ArchiveError) as exc:
+    except ValueError as exc:  # ArchiveError included
         raise CheckpointError(f"{path}: {exc}") from None
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({exc.strerror or exc})") from None
@@ -159,8 +160,8 @@ def _upgrade_version_1(header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
             raise ValueError(f"layer_state[{index}] must be {{}} or {{'step': n}}, got {state!r:.100}")
         if "step" in state:
             step = state["step"]
-            if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-                raise ValueError(f"layer_state[{index}].step must be a non-negative integer, got {step!r:.100}")
+            if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 2**63:
+                raise ValueError(f"layer_state[{index}].step must be an integer in [0, 2^63), got {step!r:.100}")
             arrays[f"buffer/{index}.step"] = np.asarray(step, dtype=np.int64)
     return arrays
 
@@ -210,6 +211,9 @@ def _load(path: Path, backend: Backend | None) -> tuple[Sequential, Optimizer | 
     try:
         if header["format_version"] == 1:
             arrays = _upgrade_version_1(header, arrays)
+        stray = sorted(name for name in arrays if not name.startswith(("param/", "buffer/", "optimizer/")))
+        if stray:
+            raise ValueError(f"arrays {stray} are neither param/, buffer/ nor optimizer/ state")
         backend = backend or get_backend("numpy", dtype=header["dtype"])
         model = _build_model(header, arrays, backend)
         optimizer = _build_optimizer(header, arrays, model)

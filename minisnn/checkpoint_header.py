@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from typing import Any
 
 from .backends.base import SUPPORTED_DTYPES
@@ -50,7 +51,7 @@ def parse_header(data: bytes) -> dict[str, Any]:
         keys = [k for k, _ in pairs]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise ValueError(f"the header repeats the key(s) {duplicates}")
+            raise ValueError(f"the header repeats the key(s) {duplicates!r:.200}")
         return dict(pairs)
 
     try:
@@ -87,28 +88,29 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_structure(header: dict[str, Any]) -> int:
-    """Format, version, dtype, the keys and the array records; returns the format version."""
+def check_structure(header: dict[str, Any]) -> None:
+    """Format, version (and with it the header's hash), dtype, the keys and the array records."""
     if header.get("format") != FORMAT:
-        raise ValueError(f"header format is {header.get('format')!r}, expected {FORMAT!r}; not a minisnn checkpoint")
+        raise ValueError(f"header format is {header.get('format')!r:.100}, expected {FORMAT!r}; "
+                         f"not a minisnn checkpoint")
     version = header.get("format_version")
     if not _is_int(version) or version not in READABLE_VERSIONS:
-        raise ValueError(f"format version {version!r} is not supported (this minisnn reads versions "
+        raise ValueError(f"format version {version!r:.100} is not supported (this minisnn reads versions "
                          f"{READABLE_VERSIONS})")
     missing = sorted(REQUIRED_KEYS - set(header))
     extra = sorted(set(header) - REQUIRED_KEYS - OPTIONAL_KEYS[version])
     if missing or extra:
         raise ValueError(f"the header's keys are wrong for format version {version}: missing {missing}, "
-                         f"unexpected {extra}")
+                         f"unexpected {extra!r:.200}")
     if version >= 3:
         if not isinstance(header.get(HASH_KEY), str):
             raise ValueError(f"a version {version} header needs its {HASH_KEY}")
         if header[HASH_KEY] != header_hash(header):
             raise ValueError(f"the header does not match its {HASH_KEY} (file modified or corrupt)")
     if header["dtype"] not in SUPPORTED_DTYPES:
-        raise ValueError(f"dtype {header['dtype']!r} is not one of {SUPPORTED_DTYPES}")
+        raise ValueError(f"dtype {header['dtype']!r:.100} is not one of {SUPPORTED_DTYPES}")
     if "minisnn_version" in header and not isinstance(header["minisnn_version"], str):
-        raise ValueError(f"minisnn_version must be a string, got {header['minisnn_version']!r}")
+        raise ValueError(f"minisnn_version must be a string, got {header['minisnn_version']!r:.100}")
     for key in ("model", "meta"):
         if key in header and not isinstance(header[key], dict):
             raise ValueError(f"{key} must be a JSON object, got {type(header[key]).__name__}")
@@ -119,10 +121,9 @@ def check_structure(header: dict[str, Any]) -> int:
         if not isinstance(optimizer["config"], dict):
             raise ValueError(f"optimizer.config must be a JSON object, got {type(optimizer['config']).__name__}")
         if not _is_int(optimizer["step"]) or optimizer["step"] < 0:
-            raise ValueError(f"optimizer.step must be a non-negative integer, got {optimizer['step']!r}")
+            raise ValueError(f"optimizer.step must be a non-negative integer, got {optimizer['step']!r:.100}")
         check_numbers(optimizer["config"], "optimizer.config")
     check_array_records(header["arrays"])
-    return version
 
 
 def check_array_records(records: Any) -> None:
@@ -130,7 +131,7 @@ def check_array_records(records: Any) -> None:
     if not isinstance(records, dict):
         raise ValueError(f"arrays must be a JSON object of records, got {type(records).__name__}")
     for name, record in records.items():
-        where = f"arrays[{name!r}]"
+        where = f"arrays[{name!r:.100}]"
         if not isinstance(record, dict) or set(record) != {"shape", "dtype", "sha256"}:
             raise ValueError(f"{where} must be {{'shape', 'dtype', 'sha256'}}, got {record!r:.200}")
         shape = record["shape"]
@@ -153,9 +154,9 @@ def check_numbers(value: Any, where: str) -> None:
         for index, item in enumerate(value):
             check_numbers(item, f"{where}[{index}]")
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where} is {value}; it must be finite")
+        raise ValueError(f"{where[:200]} is {value}; it must be finite")
     elif _is_int(value) and value < 0:
-        raise ValueError(f"{where} is {value}; integers in a config must be non-negative")
+        raise ValueError(f"{where[:200]} is {str(value)[:50]}; integers in a config must be non-negative")
 
 
 def implied_elements(config: Any) -> int:
@@ -209,14 +210,15 @@ def check_round_trip(saved: Any, rebuilt: Any, where: str) -> None:
     if isinstance(saved, dict) and isinstance(rebuilt, dict):
         for key, value in saved.items():
             if key not in rebuilt:
-                raise ValueError(f"{where}.{key} is {json.dumps(value)[:100]} in the file, but the rebuilt object's "
-                                 f"config() does not record it")
+                raise ValueError(f"{where}.{key[:100]} is {json.dumps(value)[:100]} in the file, but the rebuilt "
+                                 f"object's config() does not record it")
             check_round_trip(value, rebuilt[key], f"{where}.{key}")
     elif isinstance(saved, list) and isinstance(rebuilt, list) and len(saved) == len(rebuilt):
         for index, (a, b) in enumerate(zip(saved, rebuilt)):
             check_round_trip(a, b, f"{where}[{index}]")
     elif json.dumps(saved) != json.dumps(rebuilt):
-        raise ValueError(f"{where} is {json.dumps(saved)[:100]} in the file, but builds as {json.dumps(rebuilt)[:100]}")
+        raise ValueError(f"{where[:200]} is {json.dumps(saved)[:100]} in the file, but builds as "
+                         f"{json.dumps(rebuilt)[:100]}")
 
 
 def _check_fraction(meta: dict[str, Any], key: str) -> None:
@@ -255,10 +257,9 @@ def _check_class_labels(labels: Any, n_outputs: int) -> None:
         if not (isinstance(label, str) or _is_int(label) or (isinstance(label, float) and math.isfinite(label))):
             raise ValueError(f"meta.class_labels[{index}] is {label!r:.100}; labels are strings, integers or "
                              f"finite numbers")
-    keys = [json.dumps(label) for label in labels]
-    if len(set(keys)) != len(keys):
-        repeated = next(label for label, key in zip(labels, keys) if keys.count(key) > 1)
-        raise ValueError(f"meta.class_labels repeats {repeated!r}")
+    repeated = [label for label, count in Counter(labels).items() if count > 1]  # 1 and 1.0 are one label
+    if repeated:
+        raise ValueError(f"meta.class_labels repeats {repeated[0]!r:.100}")
 
 
 def check_meta(meta: dict[str, Any], n_inputs: int, n_outputs: int) -> None:
@@ -286,8 +287,9 @@ def check_meta(meta: dict[str, Any], n_inputs: int, n_outputs: int) -> None:
         check_numbers(config, "meta.task")
         try:
             task = task_from_config(config)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"meta.task is invalid: {exc}") from None
+        except (ValueError, KeyError, TypeError, ArithmeticError, AttributeError, IndexError) as exc:
+            raise ValueError(f"meta.task is invalid: {type(exc).__name__}: {str(exc)[:200]}") from None
         if task.n_outputs is not None and (not _is_int(task.n_outputs) or task.n_outputs != n_outputs):
-            raise ValueError(f"meta.task needs {task.n_outputs!r} model outputs, the model has {n_outputs}")
+            raise ValueError(f"meta.task needs {task.n_outputs!r:.50} model outputs (an integer), the model has "
+                             f"{n_outputs}")
         check_round_trip(config, task.config(), "meta.task")

@@ -124,9 +124,13 @@ def _sha256(array):
     (lambda h, a: h["meta"].__setitem__("class_labels", ["a", "b"]), "meta.class_labels must be a list of 3 labels"),
     (lambda h, a: h["meta"].__setitem__("class_labels", ["a", None, 2]), r"meta.class_labels\[1\] is None"),
     (lambda h, a: h["meta"].__setitem__("task", {"task": "classification", "n_classes": 4}),
-     "meta.task needs 4 model outputs, the model has 3"),
+     r"meta.task needs 4 model outputs \(an integer\), the model has 3"),
     (lambda h, a: h["meta"].__setitem__("epochs_done", -1), "meta.epochs_done must be a non-negative integer"),
     (lambda h, a: h.__setitem__("comment", "hi"), r"unexpected \['comment'\]"),
+    (lambda h, a: h["arrays"].__setitem__("evil", h["arrays"]["param/0.b"]) or a.__setitem__("evil", a["param/0.b"]),
+     r"arrays \['evil'\] are neither param/, buffer/ nor optimizer/ state"),
+    (lambda h, a: h["arrays"].__setitem__("param/9.W", h["arrays"]["param/0.b"]) or a.__setitem__(
+        "param/9.W", a["param/0.b"]), r"unexpected \['param/9.W'\]"),
     (lambda h, a: h["arrays"]["param/0.W"].__setitem__("shape", [6, -16]), r"arrays\['param/0.W'\].shape must be"),
     (lambda h, a: h["arrays"]["param/0.W"].__setitem__("dtype", "object"), r"arrays\['param/0.W'\].dtype 'object'"),
 ])
@@ -357,3 +361,16 @@ def test_the_size_a_config_implies_is_bounded_by_the_arrays_the_file_declares():
         check_implied_size(wide, 3_000_009)
     nested = {"type": "Block", "width": 3, "body": [{"type": "Linear", "d_in": 4, "d_out": 5}], "sizes": [10, 20]}
     assert implied_elements(nested) == 20 * 10 + 4 * 5  # own sizes 3, 10, 20 (lists count); children on their own
+
+
+@pytest.mark.parametrize("labels, ok", [(["a", "b", "c"], True), ([0, 1, 2], True), ([0.5, "x", 7], True),
+                                        ([1, 1.0, 2], False), ([True, False, 2], False), ([1, "1", 2], True),
+                                        ([float("inf"), 1, 2], False), ([[1], 2, 3], False)])
+def test_class_labels_are_unique_json_scalars(labels, ok):
+    from minisnn.checkpoint_header import check_meta
+
+    if ok:
+        check_meta({"class_labels": labels}, n_inputs=4, n_outputs=3)
+    else:
+        with pytest.raises(ValueError, match="meta.class_labels"):
+            check_meta({"class_labels": labels}, n_inputs=4, n_outputs=3)
