@@ -146,6 +146,8 @@ class NpzArchive:
         if dtype.name not in ARRAY_DTYPES or dtype.byteorder == ">" or dtype.hasobject:
             raise ArchiveError(f"member {name!r} holds dtype {dtype.str}; arrays must be one of {ARRAY_DTYPES}, "
                                f"little-endian")
+        if any(n < 0 for n in shape):
+            raise ArchiveError(f"member {name!r} declares the shape {shape!r:.100}, with negative sizes")
         header = ArrayHeader(tuple(int(n) for n in shape), dtype, bool(fortran_order))
         if offset + header.nbytes != self.members[name].file_size:
             raise ArchiveError(f"member {name!r} declares {header.dtype.name}{list(header.shape)} "

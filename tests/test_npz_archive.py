@@ -12,6 +12,13 @@ from minisnn import get_backend, load_training_state, mlp, save_checkpoint
 from minisnn.npz_archive import ArchiveError, NpzArchive
 
 
+def _npy_bytes(header: str) -> bytes:
+    """A version 1.0 .npy header holding `header`, padded to 64 bytes as NumPy writes it."""
+    text = header.encode("latin1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
+
+
 def _zip(path, members, compression=zipfile.ZIP_STORED):
     """Write {name: array or raw bytes} as a zip of .npy members."""
     with zipfile.ZipFile(path, "w", compression) as archive:
@@ -60,6 +67,8 @@ def test_a_deflated_checkpoint_loads_like_the_stored_one(tmp_path):
     ([("a.npy", b"\x93NUMPY\x03\x00" + bytes(20))], r"format version \(3, 0\)"),
     ([("a.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 'x'}")], "malformed .npy header"),
     ([("a.npy", b"not an npy file at all")], "malformed .npy header"),
+    ([("a.npy", _npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, -2), }") + bytes(16))],
+     "negative sizes"),
 ])
 def test_malformed_members_are_named(tmp_path, members, message):
     with pytest.raises(ArchiveError, match=message):
