@@ -179,6 +179,8 @@ def _build_model(header: dict[str, Any], arrays: dict[str, np.ndarray], backend:
     for name in sorted(set(targets) & set(saved)):
         if saved[name].dtype != targets[name].dtype:
             raise ValueError(f"array {name!r} is {saved[name].dtype.name}, the model's is {targets[name].dtype.name}")
+        if saved[name].dtype.kind == "f" and not np.isfinite(saved[name]).all():
+            raise ValueError(f"array {name!r} holds NaN or infinite values")
     model.load_state_arrays(saved)
     return model
 

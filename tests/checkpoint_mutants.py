@@ -71,6 +71,23 @@ def base_checkpoints(folder: Path) -> list[bytes]:
     return out
 
 
+def method_checkpoints(folder: Path) -> list[bytes]:
+    """One small trained checkpoint per network of minisnn.METHODS (normalization layers with running
+    statistics, weight normalization, highway and residual blocks), float64, SGD with momentum."""
+    from minisnn import METHODS, SGD, build_model, get_backend, save_checkpoint, train_step
+    from minisnn.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(1)
+    be = get_backend("numpy", dtype="float64")
+    out = []
+    for method in METHODS:
+        model = build_model(method, 5, 3, depth=2, width=6, backend=be, seed=2)
+        optimizer = SGD(model, lr=0.01, momentum=0.5)
+        train_step(model, SoftmaxCrossEntropy(be), optimizer, rng.standard_normal((8, 5)), rng.integers(0, 3, 8))
+        out.append(save_checkpoint(folder / f"{method}.npz", model, optimizer).read_bytes())
+    return out
+
+
 # ---- packing -----------------------------------------------------------------------------------
 def unpack(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
@@ -314,12 +331,13 @@ CORPUS_SIZES = {"byte flip": 160, "truncation": 30, "zip structure": 40, "header
                 "resealed header add": 30, "resealed array edit": 40}
 
 
-def corpus(bases: list[bytes], seed: int = 12) -> list[Mutant]:
-    """The seeded corpus: CORPUS_SIZES mutants per class, alternating between the base checkpoints,
-    then the memory class."""
+def corpus(bases: list[bytes], seed: int = 12, sizes: dict[str, int] | None = None, memory: bool = True
+           ) -> list[Mutant]:
+    """The seeded corpus: `sizes` (default CORPUS_SIZES) mutants per class, alternating between the base
+    checkpoints, then the memory class."""
     rng = np.random.default_rng(seed)
     mutants = []
-    for kind, count in CORPUS_SIZES.items():
+    for kind, count in (sizes or CORPUS_SIZES).items():
         for i in range(count):
             base = i % len(bases)
             data = bases[base]
@@ -340,7 +358,7 @@ def corpus(bases: list[bytes], seed: int = 12) -> list[Mutant]:
                 content = pack(header, arrays, reseal_arrays=sealed and kind.endswith("array edit"),
                                reseal_header=sealed)
             mutants.append(Mutant(kind, name, content, base))
-    for base, data in enumerate(bases):
+    for base, data in enumerate(bases if memory else []):
         mutants += memory_mutants(data, base)
     return mutants
 

@@ -13,7 +13,7 @@ import warnings
 from collections import Counter
 
 import pytest
-from checkpoint_mutants import CORPUS_SIZES, base_checkpoints, corpus, fingerprint, outcome, run
+from checkpoint_mutants import CORPUS_SIZES, base_checkpoints, corpus, fingerprint, method_checkpoints, outcome, run
 
 from minisnn.checkpoint import load_training_state, save_checkpoint
 
@@ -89,3 +89,21 @@ def test_small_files_declaring_huge_sizes_are_rejected_with_little_memory(result
         finally:
             tracemalloc.stop()
         assert peak < 16 << 20, (mutant.name, peak)
+
+
+def test_every_network_kind_keeps_the_property(tmp_path):
+    """The checks are generic: networks with running statistics, weight norm, highway and residual
+    blocks are covered like the MLPs (a smaller corpus, every class spread over minisnn.METHODS)."""
+    from minisnn import METHODS
+
+    bases = method_checkpoints(tmp_path)
+    originals = []
+    for method in METHODS:
+        originals.append(fingerprint(*load_training_state(tmp_path / f"{method}.npz")))
+    sizes = {"byte flip": 14, "header edit": 35, "header delete": 14, "header add": 7, "array edit": 14,
+             "resealed header edit": 35, "resealed array edit": 14}
+    results = run(corpus(bases, seed=5, sizes=sizes, memory=False), originals, tmp_path)
+    wrong = [(m.kind, m.name, r, d) for m, r, d in results
+             if r in ("traceback", "unclear") or (r == "changed" and not m.kind.startswith("resealed"))]
+    assert not wrong, wrong[:5]
+    assert {m.base for m, r, _ in results if r == "error"} == set(range(len(METHODS)))
