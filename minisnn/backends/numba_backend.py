@@ -1,6 +1,6 @@
-"""The Numba backend: fused, vectorized CPU kernels (numba_kernels.py) for the SELU, dropout,
-softmax cross-entropy and optimizer ops; matmul goes to BLAS, and every other op runs its default
-body (minisnn.backends.base) on NumPy.
+"""The Numba backend: fused, vectorized CPU kernels (numba_kernels.py) for the SELU, ReLU, bias add,
+residual sum, dropout, batch and layer norm, softmax cross-entropy and optimizer ops; matmul goes
+to BLAS, and every other op runs its default body (minisnn.backends.base) on NumPy.
 
 Kernels see C-contiguous arrays only: elementwise ops run over the flat array, bias and dropout
 ops over (rows, d) views. A non-contiguous input is copied first, and a non-contiguous `out` is
@@ -95,17 +95,12 @@ def _check_features(x: np.ndarray, **vectors: np.ndarray) -> tuple[int, int]:
     return x.shape
 
 
-# Batch norm runs over blocks of columns small enough (all N rows) to stay in a core's L2 cache
-# between its passes; at least a cache line of columns, so every row segment is whole lines.
-BATCH_NORM_BLOCK_BYTES = 256 * 1024
-_CACHE_LINE_ELEMENTS = 16
+def _parallel_block(d: int) -> int:
+    """Columns per block of the parallel batch norm variants: about one block per thread, whole cache lines."""
+    import numba
 
-
-def _column_block(n: int, d: int, dtype: np.dtype) -> int:
-    """Columns per block of the batch norm kernels."""
-    block = BATCH_NORM_BLOCK_BYTES // max(1, n * dtype.itemsize)
-    block = max(_CACHE_LINE_ELEMENTS, block - block % _CACHE_LINE_ELEMENTS)
-    return max(1, min(block, d))
+    block = -(-d // numba.get_num_threads())
+    return max(1, min(d, block + -block % 16))
 
 
 def _mask_args(mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
@@ -215,6 +210,8 @@ class NumbaBackend(Backend):
         self.register_variant("alpha_dropout_forward", "v1_widening_hash", self._alpha_dropout_forward_widening)
         self.register_variant("alpha_dropout_forward", "v2_parallel", self._alpha_dropout_forward_parallel)
         self.register_variant("bias_selu_backward", "v1_two_pass", self._bias_selu_backward_two_pass)
+        for op in ("batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"):
+            self.register_variant(op, "v2_parallel", getattr(self, f"_{op}_parallel"))
 
     def info(self) -> dict:
         info = super().info()
@@ -351,8 +348,9 @@ class NumbaBackend(Backend):
         return _deliver(target, out)
 
     # ---- normalization -------------------------------------------------------------------------
-    def batch_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None, running_mean=None,
-                           running_var=None, momentum=0.1):
+    def _batch_norm_forward(self, kernel, x, gamma, beta, eps, out, mean, rstd, running_mean, running_var, momentum,
+                            parallel=False):
+        """Validate, then run `kernel` (an op kernel's name, or a variant's jitted kernel taking a column block)."""
         n, d = _check_features(x, gamma=gamma, beta=beta)
         if n < 2:
             raise ValueError(f"batch normalization needs at least 2 rows to estimate statistics, got {n}")
@@ -369,10 +367,21 @@ class NumbaBackend(Backend):
         else:
             running_mean = running_var = np.empty(0, dtype)
         targets = (_target(out, x.shape, dtype), _target(mean, (d,), dtype, "mean"), _target(rstd, (d,), dtype, "rstd"))
-        self._kernels["batch_norm_forward", dtype](
-            _contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps), float(momentum), update, running_mean,
-            running_var, _column_block(n, d, dtype), *targets)
+        kernel = self._kernels[kernel, dtype] if isinstance(kernel, str) else kernel
+        block = (_parallel_block(d),) if parallel else ()
+        kernel(_contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps), float(momentum), update, running_mean,
+               running_var, *block, *targets)
         return tuple(_deliver(t, o) for t, o in zip(targets, (out, mean, rstd)))
+
+    def batch_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None, running_mean=None,
+                           running_var=None, momentum=0.1):
+        return self._batch_norm_forward("batch_norm_forward", x, gamma, beta, eps, out, mean, rstd, running_mean,
+                                        running_var, momentum)
+
+    def _batch_norm_forward_parallel(self, x, gamma, beta, eps, out=None, mean=None, rstd=None, running_mean=None,
+                                     running_var=None, momentum=0.1):
+        return self._batch_norm_forward(_jit_kernel("batch_norm_forward_parallel_kernel"), x, gamma, beta, eps, out,
+                                        mean, rstd, running_mean, running_var, momentum, parallel=True)
 
     def batch_norm_inference(self, x, gamma, beta, running_mean, running_var, eps, out=None):
         _check_features(x, gamma=gamma, beta=beta, running_mean=running_mean, running_var=running_var)
@@ -384,24 +393,29 @@ class NumbaBackend(Backend):
         return _deliver(target, out)
 
     def _normalization_backward(self, kernel, dy, x, vectors, dx, dgamma, dbeta):
-        """Run a (dx, dgamma, dbeta) kernel: dy, x (N, D), the op's vectors, then the targets."""
+        """Run a (dx, dgamma, dbeta) kernel (an op kernel's name, or a variant's jitted kernel): dy,
+        x (N, D), the op's vectors (and scalars), then the targets."""
         _check_same_shape(("dy", "x"), dy, x)
-        dtype = _float_dtype(dy, x, *vectors)
+        dtype = _float_dtype(dy, x, *(v for v in vectors if isinstance(v, np.ndarray)))
         targets = (_target(dx, x.shape, dtype, "dx"), _target(dgamma, (x.shape[1],), dtype, "dgamma"),
                    _target(dbeta, (x.shape[1],), dtype, "dbeta"))
-        self._kernels[kernel, dtype](_contiguous(dy), _contiguous(x), *vectors, *targets)
+        kernel = self._kernels[kernel, dtype] if isinstance(kernel, str) else kernel
+        kernel(_contiguous(dy), _contiguous(x), *vectors, *targets)
         return tuple(_deliver(t, o) for t, o in zip(targets, (dx, dgamma, dbeta)))
 
-    def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+    def _batch_norm_backward(self, kernel, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, parallel=False):
         n, d = _check_features(x, gamma=gamma, mean=mean, rstd=rstd)
-        _check_same_shape(("dy", "x"), dy, x)
-        dtype = _float_dtype(dy, x, gamma, mean, rstd)
-        targets = (_target(dx, x.shape, dtype, "dx"), _target(dgamma, (d,), dtype, "dgamma"),
-                   _target(dbeta, (d,), dtype, "dbeta"))
-        self._kernels["batch_norm_backward", dtype](_contiguous(dy), _contiguous(x), _contiguous(gamma),
-                                                    _contiguous(mean), _contiguous(rstd),
-                                                    _column_block(n, d, dtype), *targets)
-        return tuple(_deliver(t, o) for t, o in zip(targets, (dx, dgamma, dbeta)))
+        vectors = (_contiguous(gamma), _contiguous(mean), _contiguous(rstd))
+        if parallel:
+            vectors += (_parallel_block(d),)
+        return self._normalization_backward(kernel, dy, x, vectors, dx, dgamma, dbeta)
+
+    def batch_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        return self._batch_norm_backward("batch_norm_backward", dy, x, gamma, mean, rstd, dx, dgamma, dbeta)
+
+    def _batch_norm_backward_parallel(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        return self._batch_norm_backward(_jit_kernel("batch_norm_backward_parallel_kernel"), dy, x, gamma, mean, rstd,
+                                         dx, dgamma, dbeta, parallel=True)
 
     def batch_norm_inference_backward(self, dy, x, gamma, running_mean, running_var, eps, dx=None, dgamma=None,
                                       dbeta=None):
@@ -411,21 +425,39 @@ class NumbaBackend(Backend):
         vectors = (gamma * rstd, _contiguous(running_mean), rstd)
         return self._normalization_backward("batch_norm_inference_backward", dy, x, vectors, dx, dgamma, dbeta)
 
-    def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+    def _layer_norm_forward(self, kernel, x, gamma, beta, eps, out, mean, rstd):
         n, d = _check_features(x, gamma=gamma, beta=beta)
         dtype = _float_dtype(x, gamma, beta)
         targets = (_target(out, x.shape, dtype), _target(mean, (n,), dtype, "mean"), _target(rstd, (n,), dtype, "rstd"))
-        self._kernels["layer_norm_forward", dtype](_contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps),
-                                                   *targets)
+        kernel = self._kernels[kernel, dtype] if isinstance(kernel, str) else kernel
+        kernel(_contiguous(x), _contiguous(gamma), _contiguous(beta), float(eps), *targets)
         return tuple(_deliver(t, o) for t, o in zip(targets, (out, mean, rstd)))
 
-    def layer_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+    def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+        return self._layer_norm_forward("layer_norm_forward", x, gamma, beta, eps, out, mean, rstd)
+
+    def _layer_norm_forward_parallel(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
+        return self._layer_norm_forward(_jit_kernel("layer_norm_forward_parallel_kernel"), x, gamma, beta, eps, out,
+                                        mean, rstd)
+
+    def _layer_norm_backward(self, kernel, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, parallel=False):
         n, _ = _check_features(x, gamma=gamma)
         if mean.shape != (n,) or rstd.shape != (n,):
             raise ValueError(f"mean and rstd must have shape ({n},) (one per row of x), got {mean.shape} and "
                              f"{rstd.shape}")
         vectors = (_contiguous(gamma), _contiguous(mean), _contiguous(rstd))
-        return self._normalization_backward("layer_norm_backward", dy, x, vectors, dx, dgamma, dbeta)
+        if parallel:
+            import numba
+
+            vectors += (max(1, min(n, numba.get_num_threads())),)  # row chunks
+        return self._normalization_backward(kernel, dy, x, vectors, dx, dgamma, dbeta)
+
+    def layer_norm_backward(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        return self._layer_norm_backward("layer_norm_backward", dy, x, gamma, mean, rstd, dx, dgamma, dbeta)
+
+    def _layer_norm_backward_parallel(self, dy, x, gamma, mean, rstd, dx=None, dgamma=None, dbeta=None):
+        return self._layer_norm_backward(_jit_kernel("layer_norm_backward_parallel_kernel"), dy, x, gamma, mean, rstd,
+                                         dx, dgamma, dbeta, parallel=True)
 
     # ---- loss and optimizer -------------------------------------------------------------
     @staticmethod

@@ -31,7 +31,8 @@ serial, 7.6 ms with prange on Numba's OpenMP layer (its spinning threads fight O
 pthreads; a following GEMM slowed too) and 3.2 ms on the workqueue layer; right after a GEMM,
 while OpenBLAS's idle threads still spin, a prange kernel on a tiny array took 7 ms instead of
 10 us. BLAS keeps both cores for the matrix products, the bulk of a step. The `v2_parallel`
-variants keep the comparison measurable (bench/kernels.py).
+variants keep the comparison measurable (bench/kernels.py); batch norm's split the columns, layer
+norm's the rows (its backward gives each row chunk its own column sums, added in chunk order).
 
 Every kernel is jitted with cache=True (one compile per dtype and layout, reused by later
 processes); where Numba finds no writable cache location, kernels are compiled in each process.
@@ -526,13 +527,30 @@ def affine_columns_kernel(x, scale, shift, out):
 
 
 # ---- normalization kernels -----------------------------------------------------------------------
-# Batch norm works on blocks of `block` columns, all N rows at once: the first pass over a block
-# brings it into the core's L2 cache (the wrapper sizes blocks to fit), so the statistics'
-# second pass and the pass that writes the result read it from there, and memory sees one read
-# of each input and one write. Column sums accumulate in float64 vectors across the block's
-# columns (vectorized without reassociation). Layer norm works row by row (a row stays in L1/L2);
-# its row sums are reductions along the vector, which LLVM vectorizes only with "reassoc": those
-# kernels allow it (their float64 sums then run in a fixed, vector-lane order).
+# Statistics are float64. Batch norm's forward takes them in one pass of shifted sums over the
+# rows (below), its backward in one pass for both column sums; a second pass writes the result.
+# Column sums accumulate in float64 vectors across columns, four rows per update (vectorized
+# without reassociation). The kernels stream over whole rows: keeping blocks of columns in L2
+# between the passes measured slower on the 2-core machine (short row segments at a large stride
+# defeat the prefetcher; 0.38 against 0.57 of copy at 4096 x 4096 float32), so the serial kernels
+# run one block of all columns and the `_parallel` variants split the columns among threads. Layer
+# norm works row by row (a row stays in L1/L2); its row sums are reductions along the vector, which
+# LLVM vectorizes only with "reassoc": those kernels allow it (their float64 sums then run in a
+# fixed, vector-lane order).
+#
+# One pass of shifted sums: S1, S2 of the deviations from k, the float64 mean of the first
+# SHIFT_ROWS values, give mean = k + S1/n and var = S2/n - (S1/n)^2, losing only a factor
+# 1 + (mean - k)^2/var (about 1 + 1/SHIFT_ROWS) of float64's precision however large a common
+# offset; a constant column of float32 values gives var = 0 exactly.
+SHIFT_ROWS = 8
+
+
+@_kernel
+def _shifted_statistics(k, s1, s2, n):
+    """(mean, biased variance) in float64 from the sums s1, s2 of n deviations from k."""
+    centre = s1 / n
+    return k + centre, max(s2 / n - centre * centre, 0.0)
+
 
 @_kernel
 def _column(c0, j):
@@ -542,114 +560,133 @@ def _column(c0, j):
 
 
 @_kernel
-def batch_norm_forward_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, block,
-                              out, mean, rstd):
-    """Two-pass float64 statistics per column block, then y = x*scale + shift (scale = gamma*rstd,
-    shift = beta - mean*scale in the dtype, as the reference); running statistics in float64."""
-    n, d = x.shape
+def _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, c0, w,
+                                out, mean, rstd):
+    """Batch norm of columns [c0, c0 + w): shifted float64 sums, then y = x*scale + shift (scale =
+    gamma*rstd, shift = beta - mean*scale in the dtype, as the reference); running statistics in float64."""
+    n = x.shape[0]
     in_place = _same_data(x, out)
-    sums = np.empty(block, np.float64)
-    mean64 = np.empty(block, np.float64)
-    scale = np.empty(block, x.dtype)
-    shift = np.empty(block, x.dtype)
-    for c0 in range(0, d, block):
-        w = min(block, d - c0)
-        sums[:] = 0.0
-        for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
+    shift64 = np.zeros(w, np.float64)
+    sums = np.zeros(w, np.float64)
+    squares = np.zeros(w, np.float64)
+    scale = np.empty(w, x.dtype)
+    shift = np.empty(w, x.dtype)
+    head = min(n, SHIFT_ROWS)
+    for r in range(head):
+        for j in range(w):
+            shift64[j] += x[r, _column(c0, j)]
+    for j in range(w):
+        shift64[j] /= head
+    for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
+        for j in range(w):
+            c, k = _column(c0, j), shift64[j]
+            d0, d1, d2, d3 = x[r, c] - k, x[r + 1, c] - k, x[r + 2, c] - k, x[r + 3, c] - k
+            sums[j] += (d0 + d1) + (d2 + d3)
+            squares[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    for r in range(n - n % 4, n):
+        for j in range(w):
+            deviation = x[r, _column(c0, j)] - shift64[j]
+            sums[j] += deviation
+            squares[j] += deviation * deviation
+    for j in range(w):
+        c = c0 + j
+        mean64, var64 = _shifted_statistics(shift64[j], sums[j], squares[j], n)
+        mean[c] = mean64
+        rstd[c] = 1.0 / math.sqrt(var64 + eps)
+        if update_running:
+            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean64
+            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (var64 * n / (n - 1))
+        scale[j] = gamma[c] * rstd[c]
+        shift[j] = beta[c] - mean[c] * scale[j]
+    for r in range(n):
+        if in_place:
             for j in range(w):
                 c = _column(c0, j)
-                sums[j] += (np.float64(x[r, c]) + x[r + 1, c]) + (np.float64(x[r + 2, c]) + x[r + 3, c])
-        for r in range(n - n % 4, n):
-            for j in range(w):
-                sums[j] += x[r, _column(c0, j)]
-        for j in range(w):
-            mean64[j] = sums[j] / n
-        sums[:] = 0.0
-        for r in range(0, n - 3, 4):
+                x[r, c] = x[r, c] * scale[j] + shift[j]
+        else:
             for j in range(w):
                 c = _column(c0, j)
-                d0, d1 = x[r, c] - mean64[j], x[r + 1, c] - mean64[j]
-                d2, d3 = x[r + 2, c] - mean64[j], x[r + 3, c] - mean64[j]
-                sums[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-        for r in range(n - n % 4, n):
-            for j in range(w):
-                deviation = x[r, _column(c0, j)] - mean64[j]
-                sums[j] += deviation * deviation
-        for j in range(w):
-            c = c0 + j
-            var64 = sums[j] / n
-            mean[c] = mean64[j]
-            rstd[c] = 1.0 / math.sqrt(var64 + eps)
-            if update_running:
-                running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean64[j]
-                running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (var64 * n / (n - 1))
-            scale[j] = gamma[c] * rstd[c]
-            shift[j] = beta[c] - mean[c] * scale[j]
-        for r in range(n):
-            if in_place:
-                for j in range(w):
-                    c = _column(c0, j)
-                    x[r, c] = x[r, c] * scale[j] + shift[j]
-            else:
-                for j in range(w):
-                    c = _column(c0, j)
-                    out[r, c] = x[r, c] * scale[j] + shift[j]
+                out[r, c] = x[r, c] * scale[j] + shift[j]
 
 
 @_kernel
-def batch_norm_backward_kernel(dy, x, gamma, mean, rstd, block, dx, dgamma, dbeta):
-    """Per column block: one pass for dbeta = sum dy and dgamma = sum dy*x_hat (float64), one that
-    writes dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N)."""
-    n, d = x.shape
+def batch_norm_forward_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, out, mean,
+                              rstd):
+    _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, 0,
+                                x.shape[1], out, mean, rstd)
+
+
+@_kernel(parallel=True)
+def batch_norm_forward_parallel_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var,
+                                       block, out, mean, rstd):
+    d = x.shape[1]
+    for b in prange((d + block - 1) // block):
+        _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, running_mean, running_var,
+                                    b * block, min(block, d - b * block), out, mean, rstd)
+
+
+@_kernel
+def _batch_norm_backward_columns(dy, x, gamma, mean, rstd, c0, w, dx, dgamma, dbeta):
+    """Columns [c0, c0 + w): one pass for dbeta = sum dy and dgamma = sum dy*x_hat (float64), one
+    that writes dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N)."""
+    n = x.shape[0]
     in_place = _same_data(dy, dx)
-    sum_dy = np.empty(block, np.float64)
-    sum_dy_xhat = np.empty(block, np.float64)
-    block_mean = np.empty(block, x.dtype)
-    block_rstd = np.empty(block, x.dtype)
-    a = np.empty(block, x.dtype)
-    b = np.empty(block, x.dtype)
-    k = np.empty(block, x.dtype)
+    sum_dy = np.zeros(w, np.float64)
+    sum_dy_xhat = np.zeros(w, np.float64)
+    block_mean = np.empty(w, x.dtype)
+    block_rstd = np.empty(w, x.dtype)
+    a = np.empty(w, x.dtype)
+    b = np.empty(w, x.dtype)
+    k = np.empty(w, x.dtype)
     inverse_n = np.full(1, 1.0 / n, x.dtype)[0]  # in the dtype: a float64 scalar would promote the loops
-    for c0 in range(0, d, block):
-        w = min(block, d - c0)
+    for j in range(w):
+        block_mean[j] = mean[c0 + j]
+        block_rstd[j] = rstd[c0 + j]
+    for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
         for j in range(w):
-            block_mean[j] = mean[c0 + j]
-            block_rstd[j] = rstd[c0 + j]
-        sum_dy[:] = 0.0
-        sum_dy_xhat[:] = 0.0
-        for r in range(0, n - 3, 4):  # four rows per update of the accumulators (1 - 3 more below)
+            c = _column(c0, j)
+            m, s = block_mean[j], block_rstd[j]
+            g0, g1, g2, g3 = np.float64(dy[r, c]), np.float64(dy[r + 1, c]), np.float64(dy[r + 2, c]), \
+                np.float64(dy[r + 3, c])
+            sum_dy[j] += (g0 + g1) + (g2 + g3)
+            sum_dy_xhat[j] += (g0 * ((x[r, c] - m) * s) + g1 * ((x[r + 1, c] - m) * s)) + \
+                (g2 * ((x[r + 2, c] - m) * s) + g3 * ((x[r + 3, c] - m) * s))
+    for r in range(n - n % 4, n):
+        for j in range(w):
+            c = _column(c0, j)
+            g = np.float64(dy[r, c])
+            sum_dy[j] += g
+            sum_dy_xhat[j] += g * ((x[r, c] - block_mean[j]) * block_rstd[j])
+    for j in range(w):
+        c = c0 + j
+        dbeta[c] = sum_dy[j]
+        dgamma[c] = sum_dy_xhat[j]
+        a[j] = gamma[c] * block_rstd[j]
+        b[j] = dbeta[c] * inverse_n
+        k[j] = dgamma[c] * inverse_n
+    for r in range(n):
+        if in_place:
             for j in range(w):
                 c = _column(c0, j)
-                m, s = block_mean[j], block_rstd[j]
-                g0, g1, g2, g3 = np.float64(dy[r, c]), np.float64(dy[r + 1, c]), np.float64(dy[r + 2, c]), \
-                    np.float64(dy[r + 3, c])
-                sum_dy[j] += (g0 + g1) + (g2 + g3)
-                sum_dy_xhat[j] += (g0 * ((x[r, c] - m) * s) + g1 * ((x[r + 1, c] - m) * s)) + \
-                    (g2 * ((x[r + 2, c] - m) * s) + g3 * ((x[r + 3, c] - m) * s))
-        for r in range(n - n % 4, n):
+                x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
+                dy[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
+        else:
             for j in range(w):
                 c = _column(c0, j)
-                g = np.float64(dy[r, c])
-                sum_dy[j] += g
-                sum_dy_xhat[j] += g * ((x[r, c] - block_mean[j]) * block_rstd[j])
-        for j in range(w):
-            c = c0 + j
-            dbeta[c] = sum_dy[j]
-            dgamma[c] = sum_dy_xhat[j]
-            a[j] = gamma[c] * block_rstd[j]
-            b[j] = dbeta[c] * inverse_n
-            k[j] = dgamma[c] * inverse_n
-        for r in range(n):
-            if in_place:
-                for j in range(w):
-                    c = _column(c0, j)
-                    x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
-                    dy[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
-            else:
-                for j in range(w):
-                    c = _column(c0, j)
-                    x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
-                    dx[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
+                x_hat = (x[r, c] - block_mean[j]) * block_rstd[j]
+                dx[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
+
+
+@_kernel
+def batch_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
+    _batch_norm_backward_columns(dy, x, gamma, mean, rstd, 0, x.shape[1], dx, dgamma, dbeta)
+
+
+@_kernel(parallel=True)
+def batch_norm_backward_parallel_kernel(dy, x, gamma, mean, rstd, block, dx, dgamma, dbeta):
+    d = x.shape[1]
+    for b in prange((d + block - 1) // block):
+        _batch_norm_backward_columns(dy, x, gamma, mean, rstd, b * block, min(block, d - b * block), dx, dgamma, dbeta)
 
 
 @_kernel
@@ -675,40 +712,55 @@ def batch_norm_inference_backward_kernel(dy, x, scale, running_mean, rstd, dx, d
 
 
 @_kernel(fastmath={"contract", "reassoc"})
-def layer_norm_forward_kernel(x, gamma, beta, eps, out, mean, rstd):
-    """Per row: two-pass float64 statistics, then y = (x - mean)*rstd*gamma + beta in the dtype."""
-    n, d = x.shape
-    in_place = _same_data(x, out)
-    for r in range(n):
-        total = 0.0
+def _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd):
+    """Row r: shifted float64 sums (one pass), then y = (x - mean)*rstd*gamma + beta in the dtype."""
+    d = x.shape[1]
+    head = min(d, SHIFT_ROWS)
+    k = 0.0
+    for c in range(head):
+        k += x[r, c]
+    k /= head
+    s1 = 0.0
+    s2 = 0.0
+    for c in range(d):
+        deviation = x[r, c] - k
+        s1 += deviation
+        s2 += deviation * deviation
+    mean64, var64 = _shifted_statistics(k, s1, s2, d)
+    mean[r] = mean64
+    rstd[r] = 1.0 / math.sqrt(var64 + eps)
+    m, s = mean[r], rstd[r]
+    if _same_data(x, out):
         for c in range(d):
-            total += x[r, c]
-        mean64 = total / d
-        total = 0.0
+            x[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
+    else:
         for c in range(d):
-            deviation = x[r, c] - mean64
-            total += deviation * deviation
-        mean[r] = mean64
-        rstd[r] = 1.0 / math.sqrt(total / d + eps)
-        m, s = mean[r], rstd[r]
-        if in_place:
-            for c in range(d):
-                x[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
-        else:
-            for c in range(d):
-                out[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
+            out[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
 
 
 @_kernel(fastmath={"contract", "reassoc"})
-def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
-    """Per row, one pass for the row sums of g = dy*gamma and g*x_hat (float64) and the column sums
-    dgamma, dbeta (float64), one that writes dx = rstd*(g - mean(g) - x_hat*mean(g*x_hat))."""
-    n, d = x.shape
+def layer_norm_forward_kernel(x, gamma, beta, eps, out, mean, rstd):
+    for r in range(x.shape[0]):
+        _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd)
+
+
+@_kernel(fastmath={"contract", "reassoc"}, parallel=True)
+def layer_norm_forward_parallel_kernel(x, gamma, beta, eps, out, mean, rstd):
+    for r in prange(x.shape[0]):
+        _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd)
+
+
+@_kernel(fastmath={"contract", "reassoc"})
+def _layer_norm_backward_rows(dy, x, gamma, mean, rstd, begin, end, dx, column_sums):
+    """Rows [begin, end): per row, one pass for the row sums of g = dy*gamma and g*x_hat (float64)
+    and the column sums of dy and dy*x_hat (written to the float64 (2, D) column_sums), one that
+    writes dx = rstd*(g - mean(g) - x_hat*mean(g*x_hat))."""
+    d = x.shape[1]
     in_place = _same_data(dy, dx)
-    sum_dy = np.zeros(d, np.float64)
+    sum_dy = np.zeros(d, np.float64)  # local: LLVM then knows it aliases no operand
     sum_dy_xhat = np.zeros(d, np.float64)
     row_means = np.empty(2, x.dtype)  # mean(g), mean(g*x_hat) of a row, rounded to the dtype
-    for r in range(n):
+    for r in range(begin, end):
         m, s = mean[r], rstd[r]
         sum_g = 0.0
         sum_g_xhat = 0.0
@@ -731,9 +783,35 @@ def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
             for c in range(d):
                 x_hat = (x[r, c] - m) * s
                 dx[r, c] = (dy[r, c] * gamma[c] - g_mean - x_hat * gx_mean) * s
+    column_sums[0] = sum_dy
+    column_sums[1] = sum_dy_xhat
+
+
+@_kernel(fastmath={"contract", "reassoc"})
+def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
+    column_sums = np.empty((2, x.shape[1]), np.float64)
+    _layer_norm_backward_rows(dy, x, gamma, mean, rstd, 0, x.shape[0], dx, column_sums)
+    for c in range(x.shape[1]):
+        dbeta[c] = column_sums[0, c]
+        dgamma[c] = column_sums[1, c]
+
+
+@_kernel(fastmath={"contract", "reassoc"}, parallel=True)
+def layer_norm_backward_parallel_kernel(dy, x, gamma, mean, rstd, chunks, dx, dgamma, dbeta):
+    """Row chunks in parallel, each with its own float64 column sums, added in chunk order."""
+    n, d = x.shape
+    sums = np.zeros((chunks, 2, d), np.float64)  # per chunk: sum dy, sum dy*x_hat
+    rows = (n + chunks - 1) // chunks
+    for i in prange(chunks):
+        _layer_norm_backward_rows(dy, x, gamma, mean, rstd, min(n, i * rows), min(n, (i + 1) * rows), dx, sums[i])
     for c in range(d):
-        dbeta[c] = sum_dy[c]
-        dgamma[c] = sum_dy_xhat[c]
+        total_dy = 0.0
+        total_dy_xhat = 0.0
+        for i in range(chunks):
+            total_dy += sums[i, 0, c]
+            total_dy_xhat += sums[i, 1, c]
+        dbeta[c] = total_dy
+        dgamma[c] = total_dy_xhat
 
 
 def kernels_are_cached() -> bool:
@@ -767,9 +845,9 @@ KERNELS = {
     "bias_add_forward": (bias_add_forward_kernel, "void(F[:, ::1], F[::1], F[:, ::1])"),
     "batch_norm_inference": (affine_columns_kernel, "void(F[:, ::1], F[::1], F[::1], F[:, ::1])"),
     "batch_norm_forward": (batch_norm_forward_kernel,
-                           "void(F[:, ::1], F[::1], F[::1], f8, f8, b1, F[::1], F[::1], i8, F[:, ::1], F[::1], F[::1])"),
+                           "void(F[:, ::1], F[::1], F[::1], f8, f8, b1, F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
     "batch_norm_backward": (batch_norm_backward_kernel,
-                            "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], i8, F[:, ::1], F[::1], F[::1])"),
+                            "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
     "batch_norm_inference_backward": (batch_norm_inference_backward_kernel,
                                       "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
     "layer_norm_forward": (layer_norm_forward_kernel,
