@@ -174,41 +174,66 @@ def _build_model(header: dict[str, Any], arrays: dict[str, np.ndarray], backend:
     except (ValueError, KeyError, TypeError, ArithmeticError, AttributeError, IndexError) as exc:
         raise ValueError(f"the architecture in the header is invalid: {_describe(exc)}") from None
     check_round_trip(header["model"], model.config(), "model")
-    targets = model.state_arrays()
+    dtypes = {f"param/{p.name}": np.dtype(p.value.dtype) for p in model.named_parameters()}
+    dtypes.update({f"buffer/{name}": np.dtype(b.dtype) for name, b in model.named_buffers()})
     saved = {name: a for name, a in arrays.items() if name.startswith(("param/", "buffer/"))}
-    for name in sorted(set(targets) & set(saved)):
-        if saved[name].dtype != targets[name].dtype:
-            raise ValueError(f"array {name!r} is {saved[name].dtype.name}, the model's is {targets[name].dtype.name}")
+    for name in sorted(set(dtypes) & set(saved)):
+        if saved[name].dtype != dtypes[name]:
+            raise ValueError(f"array {name!r} is {saved[name].dtype.name}, the model's is {dtypes[name].name}")
         if saved[name].dtype.kind == "f" and not np.isfinite(saved[name]).all():
             raise ValueError(f"array {name!r} holds NaN or infinite values")
     model.load_state_arrays(saved)
     return model
 
 
-def _build_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], model: Sequential) -> Optimizer | None:
+class _NoParameters:
+    """Stands in for a model when an optimizer's config is checked without allocating its state."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def named_parameters(self) -> list:
+        return []
+
+
+def _check_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], model: Sequential) -> None:
+    """The optimizer's config (round trip through config()) and state arrays (names, shapes, dtype,
+    finite), checked without allocating the optimizer's own state."""
     record = header.get("optimizer")
     state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
     if record is None:
         if state:
             raise ValueError(f"optimizer state arrays {sorted(state)} but no optimizer in the header")
-        return None
+        return
     try:
-        optimizer = optimizer_from_config(record["config"], model)
+        probe = optimizer_from_config(record["config"], _NoParameters(model.backend))
     except (ValueError, KeyError, TypeError, ArithmeticError, AttributeError, IndexError) as exc:
         raise ValueError(f"invalid optimizer config: {_describe(exc)}") from None
-    check_round_trip(record["config"], optimizer.config(), "optimizer.config")
+    check_round_trip(record["config"], probe.config(), "optimizer.config")
+    expected = {f"{slot}/{p.name}": tuple(p.value.shape) for slot in probe.state for p in model.named_parameters()}
+    if set(state) != set(expected):
+        raise ValueError(f"optimizer state arrays do not match the optimizer's (missing "
+                         f"{sorted(set(expected) - set(state))}, unexpected {sorted(set(state) - set(expected))})")
     for name, array in state.items():
-        if array.dtype != model.backend.dtype or not np.isfinite(array).all():
-            raise ValueError(f"optimizer state {name!r} must hold finite {model.backend.dtype.name} values")
-    try:
-        optimizer.load_state(record["step"], state)
-    except ValueError as exc:
-        raise ValueError(f"invalid optimizer state: {exc}") from None
+        if array.shape != expected[name] or array.dtype != model.backend.dtype or not np.isfinite(array).all():
+            raise ValueError(f"optimizer state {name!r} must hold finite {model.backend.dtype.name} values of shape "
+                             f"{expected[name]}, got {array.dtype.name}{list(array.shape)}")
+
+
+def _build_optimizer(header: dict[str, Any], arrays: dict[str, np.ndarray], model: Sequential) -> Optimizer | None:
+    """The optimizer of a checked header (_check_optimizer) with its state and step restored."""
+    if header.get("optimizer") is None:
+        return None
+    record = header["optimizer"]
+    optimizer = optimizer_from_config(record["config"], model)
+    state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
+    optimizer.load_state(record["step"], state)
     return optimizer
 
 
-def _load(path: Path, backend: Backend | None) -> tuple[Sequential, Optimizer | None, dict[str, Any], int]:
-    """(model, optimizer, meta, format version), everything checked."""
+def _load(path: Path, backend: Backend | None, with_optimizer: bool
+          ) -> tuple[Sequential, Optimizer | None, dict[str, Any], int]:
+    """(model, optimizer or None, meta, format version), everything checked either way."""
     header, arrays = read_checkpoint(path)
     try:
         if header["format_version"] == 1:
@@ -218,7 +243,8 @@ def _load(path: Path, backend: Backend | None) -> tuple[Sequential, Optimizer | 
             raise ValueError(f"arrays {stray} are neither param/, buffer/ nor optimizer/ state")
         backend = backend or get_backend("numpy", dtype=header["dtype"])
         model = _build_model(header, arrays, backend)
-        optimizer = _build_optimizer(header, arrays, model)
+        _check_optimizer(header, arrays, model)
+        optimizer = _build_optimizer(header, arrays, model) if with_optimizer else None
         meta = header.get("meta", {})
         check_meta(meta, model.n_inputs, model.n_outputs)
     except ValueError as exc:
@@ -240,7 +266,7 @@ def load_training_state(path: str | os.PathLike, backend: Backend | None = None
 
     model.meta is meta too. The NumPy backend of the saved dtype unless one is given.
     """
-    model, optimizer, meta, version = _load(Path(path), backend)
+    model, optimizer, meta, version = _load(Path(path), backend, with_optimizer=True)
     _warn_if_unhashed(Path(path), version)
     return model, optimizer, meta
 
@@ -248,9 +274,10 @@ def load_training_state(path: str | os.PathLike, backend: Backend | None = None
 def load_model(path: str | os.PathLike, backend: Backend | None = None) -> Sequential:
     """The model saved at `path`, ready for predict(); the NumPy backend unless one is given.
 
-    The whole checkpoint is checked (the optimizer's too). The checkpoint's free-form `meta`
+    The whole checkpoint is checked (the optimizer's config and state too, without building the
+    optimizer). The checkpoint's free-form `meta`
     (e.g. the training data's standardization) is model.meta.
     """
-    model, _, _, version = _load(Path(path), backend)
+    model, _, _, version = _load(Path(path), backend, with_optimizer=False)
     _warn_if_unhashed(Path(path), version)
     return model
