@@ -129,7 +129,7 @@ def _sha256(array):
     (lambda h, a: h.__setitem__("comment", "hi"), r"unexpected \['comment'\]"),
     (lambda h, a: h["arrays"].pop("optimizer/velocity/0.W") and a.pop("optimizer/velocity/0.W"),
      r"optimizer state arrays do not match the optimizer's \(missing \['velocity/0.W'\], unexpected \[\]\)"),
-    (lambda h, a: h["optimizer"]["config"].__setitem__("momentum", 0.0),  # SGD without momentum keeps no velocity
+    (lambda h, a: h["optimizer"]["config"].update(momentum=0.0, nesterov=False),  # then SGD keeps no velocity
      r"missing \[\], unexpected \['velocity/0.W', "),
     (lambda h, a: h["arrays"].__setitem__("evil", h["arrays"]["param/0.b"]) or a.__setitem__("evil", a["param/0.b"]),
      r"arrays \['evil'\] are neither param/, buffer/ nor optimizer/ state"),
