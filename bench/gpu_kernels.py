@@ -84,6 +84,20 @@ def device_calls(be, inp: dict[str, Any]) -> dict[str, tuple[Callable, Callable]
         fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)
         return tuple(adam_state)
 
+    gamma, beta, running_mean, running_var = d["gamma"], d["beta"], d["running_mean"], d["running_var"]
+    features, rows_stats = be.empty(gamma.shape), be.empty(x[:, 0].shape)  # (D,), (N,)
+    features2, rows_stats2, dgamma, dbeta = be.empty(gamma.shape), be.empty(x[:, 0].shape), be.empty(gamma.shape), \
+        be.empty(gamma.shape)
+    running = [running_mean.copy(), running_var.copy()]
+    _, bn_mean, bn_rstd = be.batch_norm_forward(x, gamma, beta, 1e-5)
+    _, ln_mean, ln_rstd = be.layer_norm_forward(x, gamma, beta, 1e-5)
+
+    def bn_forward_checked(fn):
+        running[0][...] = running_mean  # one update from the reference's start
+        running[1][...] = running_var
+        return fn(x, gamma, beta, 1e-5, out=out, mean=features, rstd=features2, running_mean=running[0],
+                  running_var=running[1]) + tuple(running)
+
     def same(call):
         return call, call
 
@@ -101,6 +115,16 @@ def device_calls(be, inp: dict[str, Any]) -> dict[str, tuple[Callable, Callable]
         "softmax_cross_entropy_backward": same(lambda fn: fn(probs_in, labels, out=dlogits)),
         "sgd_update": (sgd_checked, lambda fn: fn(param, dy, velocity, 0.01, momentum=0.9)),
         "adam_update": (adam_checked, lambda fn: fn(adam_state[0], dy, adam_state[1], adam_state[2], *adam_args)),
+        "relu_forward": same(lambda fn: fn(x, out=out)),
+        "relu_backward": same(lambda fn: fn(dy, x, out=out)),  # x as the output y: its sign picks
+        "batch_norm_forward": (bn_forward_checked, lambda fn: fn(x, gamma, beta, 1e-5, out=out, mean=features,
+                                                                 rstd=features2, running_mean=running[0],
+                                                                 running_var=running[1])),
+        "batch_norm_inference": same(lambda fn: fn(x, gamma, beta, running_mean, running_var, 1e-5, out=out)),
+        "batch_norm_backward": same(lambda fn: fn(dy, x, gamma, bn_mean, bn_rstd, dx=out, dgamma=dgamma, dbeta=dbeta)),
+        "layer_norm_forward": same(lambda fn: fn(x, gamma, beta, 1e-5, out=out, mean=rows_stats, rstd=rows_stats2)),
+        "layer_norm_backward": same(lambda fn: fn(dy, x, gamma, ln_mean, ln_rstd, dx=out, dgamma=dgamma,
+                                                  dbeta=dbeta)),
     }
 
 
