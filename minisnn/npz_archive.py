@@ -26,9 +26,9 @@ ARRAY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "u
                 "float16", "float32", "float64")
 _CHUNK = 1 << 20  # bytes read at a time
 
-# Errors zipfile, zlib and numpy's .npy parser raise on damaged input.
+# Errors zipfile and zlib raise on damaged input.
 READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
-               SyntaxError, OverflowError)
+               OverflowError)
 
 
 def describe(exc: BaseException) -> str:
