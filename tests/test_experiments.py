@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 
 import numpy as np
@@ -238,6 +239,16 @@ def test_an_interrupted_run_resumes_with_identical_rows(root, tmp_path):
         assert run_experiment(resumed, specs, LocalExecutor(0), str(root), progress=None).ran == 0
 
 
+def test_the_in_process_executor_leaves_the_thread_settings_as_they_were(root):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    environment = dict(os.environ)
+    before = [pool["num_threads"] for pool in threadpoolctl.threadpool_info()]
+    (record,) = LocalExecutor(0, threads=1).run([quick_spec()], str(root))
+    assert record["status"] == "ok"
+    assert dict(os.environ) == environment
+    assert [pool["num_threads"] for pool in threadpoolctl.threadpool_info()] == before
+
+
 def test_failures_are_recorded_and_retried_on_request(root, tmp_path):
     good = quick_spec()
     bad = quick_spec(dataset="uci:absent")
@@ -274,14 +285,16 @@ def test_store_is_wal_sqlite_and_exports_csv(root, tmp_path):
 def test_local_and_dask_executors_give_the_same_records(root):
     distributed = pytest.importorskip("distributed")
     from minisnn.experiments import DaskExecutor
+    from minisnn.experiments.executors import restored_environment
 
     specs = _plan(root)[:4]
     local = {r["key"]: comparable(r) for r in LocalExecutor(0, threads=1).run(specs, str(root))}
+    environment = dict(os.environ)
     dask = {r["key"]: comparable(r) for r in DaskExecutor(workers=2).run(specs, str(root))}
     assert distributed.__version__ and set(local) == {s.key for s in specs}
-    assert dask == local
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=40) as cluster:
+    assert dask == local and dict(os.environ) == environment  # the cluster's variables do not stay behind
+    with restored_environment(), distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None,
+                                                          silence_logs=40) as cluster:
         remote = DaskExecutor(address=cluster.scheduler_address, retries=0)
         assert remote.name == f"dask ({cluster.scheduler_address})"
         bad = quick_spec(dataset="uci:absent")

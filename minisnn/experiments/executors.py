@@ -1,7 +1,7 @@
 """Executors: run trial specs somewhere and yield their records as they finish.
 
 - LocalExecutor(workers): worker processes on this machine (standard library; workers=0 runs
-  the trials in this process, and pins this process's threads). Each worker pins its BLAS, OpenMP and Numba pools to
+  the trials in this process, its thread pools limited while a trial runs). Each worker pins its BLAS, OpenMP and Numba pools to
   threads = max(1, cores // workers) threads, so workers x threads = cores.
 - DaskExecutor(address=None, workers=2, retries=1): a Dask distributed scheduler at `address`,
   or a LocalCluster of `workers` single-threaded worker processes (`pip install
@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import multiprocessing
 import os
+import sys
 from typing import Any, Iterable, Iterator
 
 from .spec import TrialSpec
@@ -45,6 +46,39 @@ def pin_threads(threads: int) -> None:
         from ..threads import set_threads
 
         set_threads(threads)
+
+
+@contextlib.contextmanager
+def threads_limited(threads: int):
+    """Within the block, this process's BLAS and OpenMP pools (and Numba's, if imported) use at most
+    `threads` threads; the previous limits come back after it (the in-process executor)."""
+    numba = sys.modules.get("numba")
+    numba_before = numba.get_num_threads() if numba is not None else None
+    try:
+        if numba is not None:
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        if importlib.util.find_spec("threadpoolctl") is None:
+            yield
+        else:
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=threads):
+                yield
+    finally:
+        if numba is not None:
+            numba.set_num_threads(numba_before)
+
+
+@contextlib.contextmanager
+def restored_environment():
+    """Put os.environ back as it was after the block (a Dask LocalCluster leaves its workers'
+    OMP_NUM_THREADS=1 and other variables in the parent's environment)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def prepare_kernels(backends: Iterable[str]) -> str | None:
@@ -91,9 +125,10 @@ class LocalExecutor:
             return
         prepare_kernels(_backends(specs))
         if self.workers == 0:
-            pin_threads(self.threads)
             for spec in specs:
-                yield run_trial_safely(spec, data_root)
+                with threads_limited(self.threads):
+                    record = run_trial_safely(spec, data_root)
+                yield record
             return
         queue = iter(specs)
         while True:  # a fresh pool after a worker died
@@ -162,8 +197,9 @@ class DaskExecutor:
                 yield client
             return
         prepare_kernels(backends)  # this machine is the cluster's
-        with LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=40) as cluster, Client(cluster) as client:
+        with restored_environment(), LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None, silence_logs=40) as cluster, \
+                Client(cluster) as client:
             client.run(pin_threads, self.threads)
             yield client
 
