@@ -12,7 +12,7 @@
 3. dask: the same grid on a Dask LocalCluster of 1 and of 2 single-threaded workers. Target:
    trials per hour with 2 workers >= 1.7x with 1.
 
-    python bench/harness.py --data-root DIR            # DIR/uci/{iris,wine,glass,pima}; JSON to bench/results/harness.json
+    python bench/harness.py --data-root DIR     # DIR/uci/{iris,wine,glass,pima}; JSON to bench/results/harness.json
     python bench/harness.py --data-root DIR --quick --json /tmp/h.json
 """
 
@@ -32,8 +32,7 @@ import numpy as np
 from common import default_json_path, environment, write_json
 
 from minisnn.data.locations import data_root
-from minisnn.experiments import LocalExecutor, Store, TrialSpec, plan_trials, run_experiment
-from minisnn.experiments.grids import parse_grid
+from minisnn.experiments import LocalExecutor, Store, TrialSpec, run_experiment
 from minisnn.experiments.protocols import load_split
 from minisnn.experiments.report import write_report
 from minisnn.experiments.trial import batch_size_for

@@ -1,8 +1,9 @@
 """Executors: run trial specs somewhere and yield their records as they finish.
 
 - LocalExecutor(workers): worker processes on this machine (standard library; workers=0 runs
-  the trials in this process, its thread pools limited while a trial runs). Each worker pins its BLAS, OpenMP and Numba pools to
-  threads = max(1, cores // workers) threads, so workers x threads = cores.
+  the trials in this process, its thread pools limited while a trial runs). Each worker pins
+  its BLAS, OpenMP and Numba pools to threads = max(1, cores // workers) threads, so
+  workers x threads = cores.
 - DaskExecutor(address=None, workers=2, retries=1): a Dask distributed scheduler at `address`,
   or a LocalCluster of `workers` single-threaded worker processes (`pip install
   "minisnn[dask]"`). A trial that raises is retried `retries` times, then recorded as failed.
