@@ -167,3 +167,30 @@ def test_a_killed_driver_resumes_with_rows_identical_to_an_uninterrupted_run(tmp
         expected = [row[:7] for row in whole.result_rows()]
     with Store(store) as resumed:
         assert [row[:7] for row in resumed.result_rows()] == expected
+
+
+class _Terminal:
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    from minisnn.experiments.runner import ProgressLine
+
+    terminal = _Terminal()
+    progress = ProgressLine(terminal, total=3, workers=1)
+    for status in ("ok", "failed", "ok"):
+        progress.update({"status": status, "spec": {"dataset": "uci:x", "method": "snn"}})
+    lines = terminal.text.split("\r")[1:]
+    assert len(lines) == 3 and terminal.text.endswith("\n") and terminal.text.count("\n") == 1
+    assert lines[1].startswith("trials 2/3  failed 1  elapsed") and "ETA" in lines[1]
+    assert "last: uci:x snn ok" in lines[2]
