@@ -76,9 +76,9 @@ class _SNNEstimator(BaseEstimator):
     (0.05 alpha dropout for snn, else 0); optimizer: "sgd" (with momentum), "adam" or "adamw";
     lr: None for the optimizer's default (0.01 for sgd, 1e-3 otherwise); momentum: SGD's, None
     for 0.9 (an error for adam and adamw); batch_size; max_epochs: epochs of fit (partial_fit
-    runs one); early_stopping: hold out validation_fraction of the training data and stop once
-    the validation loss, smoothed over 10 epochs, has not improved for `patience` epochs,
-    restoring the best epoch's weights; backend: "numpy", "numba", "cupy" or "auto"; dtype:
+    runs one, without early stopping); early_stopping (fit): hold out validation_fraction of
+    the training data and stop once the validation loss, smoothed over 10 epochs, has not
+    improved for `patience` epochs, restoring the best epoch's weights; backend: "numpy", "numba", "cupy" or "auto"; dtype:
     "float32" or "float64"; random_state: None, an int or a numpy RandomState (weights, dropout
     masks, batch order, validation split); verbose: print one line per epoch.
     """
@@ -166,11 +166,8 @@ class _SNNEstimator(BaseEstimator):
         return np.sort(order[n_val:]), np.sort(order[:n_val])
 
     # ---- training ----------------------------------------------------------------------------
-    def _check_features(self, X, reset: bool) -> np.ndarray:
-        return validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-
-    def _start(self, X: np.ndarray, targets: np.ndarray) -> None:
-        """A fresh network, optimizer and standardizer for fitting X (N, D) to the encoded targets."""
+    def _start(self, X: np.ndarray) -> None:
+        """A fresh standardizer (fitted to X (N, D)), network and optimizer; the target attributes are set."""
         seeds = check_random_state(self.random_state).randint(0, SEED_LIMIT, size=3)  # model, batches, split
         self._model_seed, self._batch_seed, self._split_seed = (int(s) for s in seeds)
         be = get_backend(self.backend, dtype=self.dtype)
@@ -212,11 +209,15 @@ class _SNNEstimator(BaseEstimator):
         self.n_iter_ += len(history)
         self.best_epoch_ = history.best_epoch
 
+    def _validate(self, X, y, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(X (N, D), y) checked by scikit-learn; reset: record n_features_in_ and feature_names_in_."""
+        return validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32))
+
     def _fit(self, X, y):
         self._check_params()
-        X, y = validate_data(self, X, y, reset=True, dtype=(np.float64, np.float32), **self._y_checks())
+        X, y = self._validate(X, y, reset=True)
         targets = self._encode_targets(y, first=True)
-        self._start(X, targets)
+        self._start(X)
         self._train(self.standardizer_.transform(X), targets, self.max_epochs, bool(self.early_stopping))
         return self
 
@@ -224,22 +225,18 @@ class _SNNEstimator(BaseEstimator):
         first = not hasattr(self, "model_")
         if first:
             self._check_params()
-        X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32), **self._y_checks())
+        X, y = self._validate(X, y, reset=first)
         targets = self._encode_targets(y, first=first, classes=classes)
         if first:
-            self._start(X, targets)
+            self._start(X)
         self._train(self.standardizer_.transform(X), targets, 1, early_stopping=False)
         return self
-
-    def _y_checks(self) -> dict[str, Any]:
-        """validate_data's arguments for y."""
-        return {}
 
     # ---- inference ----------------------------------------------------------------------------
     def _outputs(self, X) -> np.ndarray:
         """The network's outputs (N, n_outputs) in float64 for raw features X."""
         check_is_fitted(self)
-        X = self._check_features(X, reset=False)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         return self.model_.logits(self.standardizer_.transform(X)).astype(np.float64)
 
     # ---- persistence ----------------------------------------------------------------------
@@ -347,7 +344,8 @@ class SNNClassifier(ClassifierMixin, _SNNEstimator):
 
     def save_checkpoint(self, path) -> Path:
         check_is_fitted(self)
-        [_json_label(c) for c in self.classes_]  # a label a checkpoint cannot hold is a ValueError
+        for label in self.classes_:
+            _json_label(label)  # a label a checkpoint cannot hold is a ValueError naming it
         return super().save_checkpoint(path)
 
     def decision_function(self, X) -> np.ndarray:
@@ -391,8 +389,9 @@ class SNNRegressor(RegressorMixin, MultiOutputMixin, _SNNEstimator):
         """One more epoch on X, y (the first call starts a fresh network)."""
         return self._partial_fit(X, y)
 
-    def _y_checks(self):
-        return {"multi_output": True, "y_numeric": True}
+    def _validate(self, X, y, reset):
+        return validate_data(self, X, y, reset=reset, dtype=(np.float64, np.float32), multi_output=True,
+                             y_numeric=True)
 
     def _encode_targets(self, y, first, classes=None):
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)  # (N, T)
@@ -458,26 +457,9 @@ class SNNMultiTaskClassifier(ClassifierMixin, MultiOutputMixin, _SNNEstimator):
         """One more epoch on X, y (the first call starts a fresh network)."""
         return self._partial_fit(X, y)
 
-    def _fit(self, X, y):
-        self._check_params()
-        X = validate_data(self, X, reset=True, dtype=(np.float64, np.float32))
-        targets = self._encode_targets(y, first=True, n_rows=len(X))
-        self._start(X, targets)
-        self._train(self.standardizer_.transform(X), targets, self.max_epochs, bool(self.early_stopping))
-        return self
-
-    def _partial_fit(self, X, y, classes=None):
-        first = not hasattr(self, "model_")
-        if first:
-            self._check_params()
-        X = validate_data(self, X, reset=first, dtype=(np.float64, np.float32))
-        targets = self._encode_targets(y, first=first, n_rows=len(X))
-        if first:
-            self._start(X, targets)
-        self._train(self.standardizer_.transform(X), targets, 1, early_stopping=False)
-        return self
-
-    def _encode_targets(self, y, first, classes=None, n_rows=None):
+    def _validate(self, X, y, reset):
+        """X checked by scikit-learn; y (N, T) as float64, NaN allowed (scikit-learn's checks reject it)."""
+        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         try:
@@ -486,7 +468,11 @@ class SNNMultiTaskClassifier(ClassifierMixin, MultiOutputMixin, _SNNEstimator):
             raise ValueError(f"y must hold 0, 1 or NaN (missing) for every task: {exc}") from None
         if targets.ndim != 2:
             raise ValueError(f"y must have shape (N, T), one column per task, got {targets.shape}")
-        check_consistent_length(targets, np.empty(n_rows))
+        check_consistent_length(X, targets)
+        return X, targets
+
+    def _encode_targets(self, y, first, classes=None):
+        targets = y  # (N, T), from _validate
         if first:
             names = None if self.task_names is None else [str(name) for name in self.task_names]
             if names is not None and len(names) != targets.shape[1]:
@@ -519,8 +505,8 @@ class SNNMultiTaskClassifier(ClassifierMixin, MultiOutputMixin, _SNNEstimator):
         if sample_weight is not None:
             raise ValueError(f"{type(self).__name__}.score takes no sample_weight")
         check_is_fitted(self)
-        X = self._check_features(X, reset=False)
-        targets = self._encode_targets(y, first=False, n_rows=len(X))
+        X, targets = self._validate(X, y, reset=False)
+        targets = self._encode_targets(targets, first=False)
         return self._make_task().evaluate(self.model_, self.standardizer_.transform(X), targets)["roc_auc"]
 
 
