@@ -12,7 +12,8 @@ naming the file), "traceback" (any other exception). The property minisnn keeps:
 mutants are "error" or "same"; no mutant gives "unclear" or "traceback".
 
 Run as a script to print the outcome table of the minisnn on sys.path (e.g. an old checkout's
-PYTHONPATH), the memory class under a 3 GiB address-space limit.
+PYTHONPATH), the memory class under a 3 GiB address-space limit: `python tests/checkpoint_mutants.py
+[--seeds N] [-v]` (N corpora of seeds 12, 13, ...; -v lists the mutants that did not give an error).
 """
 
 from __future__ import annotations
@@ -424,11 +425,12 @@ def main() -> None:
         for i, data in enumerate(bases):
             (folder / f"o{i}.npz").write_bytes(data)
             originals.append(fingerprint(*load_training_state(folder / f"o{i}.npz")))
-        results = run(corpus(bases), originals, folder)
+        seeds = int(sys.argv[sys.argv.index("--seeds") + 1]) if "--seeds" in sys.argv else 1
+        results = [r for seed in range(12, 12 + seeds) for r in run(corpus(bases, seed), originals, folder)]
     print(table(results))
     if "-v" in sys.argv:
         for mutant, result, detail in results:
-            if result in ("changed", "unclear", "traceback") or mutant.kind == "memory":
+            if result != "error":
                 print(f"{mutant.kind} | {mutant.name} | {result} | {detail[:200]}")
 
 
