@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 from . import __version__, commands
 from .backends.base import BackendUnavailable
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    previous_showwarning = warnings.showwarning
+    warnings.showwarning = _one_line_warning(args.command)
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError, RuntimeError, ImportError, BackendUnavailable) as exc:
@@ -59,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"minisnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous_showwarning
+
+
+def _one_line_warning(command: str):
+    """A warnings.showwarning that prints "minisnn COMMAND: warning: MESSAGE" on one line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"minisnn {command}: warning: {one_line(message)}", file=file or sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ class Parameter(NamedTuple):
 class Layer:
     """Base class: no parameters, identity on shapes. Subclasses override forward/backward."""
 
+    non_negative_buffers: tuple[str, ...] = ()  # float buffers that must be >= 0 (variances)
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
@@ -89,8 +91,9 @@ class Layer:
     def load_state_arrays(self, arrays: dict[str, Any]) -> None:
         """Copy arrays named as in state_arrays() into the parameters and buffers, in place.
 
-        Every name must be present, nothing extra, shapes equal, parameters finite, integer buffers
-        (counters) non-negative; a ValueError names the first problem and nothing is changed.
+        Every name must be present, nothing extra, shapes equal, parameters and float buffers
+        finite, integer buffers (counters) and a layer's `non_negative_buffers` (variances)
+        non-negative; a ValueError names the first problem and nothing is changed.
         """
         targets = {f"param/{p.name}": p.value for p in self.named_parameters()}
         targets.update({f"buffer/{name}": b for name, b in self.named_buffers()})
@@ -98,18 +101,27 @@ class Layer:
         if missing or extra:
             raise ValueError(f"arrays do not match the model's: missing {missing}, unexpected {extra}")
         host = {name: np.asarray(self.backend.to_numpy(a)) for name, a in arrays.items()}
+        non_negative = set(self._non_negative_buffer_names())
         for name, target in targets.items():
             if host[name].shape != tuple(target.shape):
                 raise ValueError(f"{name} has shape {host[name].shape}, the model needs {tuple(target.shape)}")
-            if name.startswith("param/") and not np.isfinite(host[name]).all():
+            if host[name].dtype.kind == "f" and not np.isfinite(host[name]).all():
                 raise ValueError(f"{name} holds NaN or infinite values")
             if host[name].dtype.kind in "iu" and (host[name] < 0).any():
                 raise ValueError(f"{name} is a counter and must be non-negative, got {host[name].min()}")
+            if name in non_negative and (host[name] < 0).any():
+                raise ValueError(f"{name} must be non-negative, got {host[name].min()}")
         for name, target in targets.items():
             if isinstance(target, np.ndarray):
                 np.copyto(target, host[name], casting="same_kind")
             else:
                 target[...] = self.backend.asarray(host[name], dtype=target.dtype)
+
+    def _non_negative_buffer_names(self, prefix: str = "") -> list[str]:
+        """"buffer/<name>" of every float buffer in the tree that must be >= 0."""
+        own = [f"buffer/{prefix}{key}" for key in self.non_negative_buffers]
+        return own + [n for name, child in self.children.items()
+                      for n in child._non_negative_buffer_names(f"{prefix}{name}.")]
 
     # ---- configuration ------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

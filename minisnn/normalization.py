@@ -48,6 +48,8 @@ class BatchNorm1d(_Affine):
     uses the running statistics, the same affine map for every row.
     """
 
+    non_negative_buffers = ("running_var",)
+
     def __init__(self, d: int, backend: Backend, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__(d, backend, eps)
         self.momentum = _check_positive("momentum", momentum, upper=1.0)

@@ -265,3 +265,19 @@ def test_options_that_do_not_apply_to_the_method_are_named(args, message, capsys
     assert main(["train", "--epochs", "1", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) <= 2 and "Traceback" not in err
+
+
+def test_warnings_are_one_line_naming_the_command(capsys, monkeypatch):
+    import warnings
+
+    import minisnn.commands.info as info
+
+    def noisy(args):
+        warnings.warn("version 2 checkpoint:\nits header is not hashed")
+        return 0
+
+    monkeypatch.setattr(info, "run", noisy)
+    before = warnings.showwarning
+    assert main(["info"]) == 0
+    assert capsys.readouterr().err == "minisnn info: warning: version 2 checkpoint: its header is not hashed\n"
+    assert warnings.showwarning is before

@@ -282,3 +282,16 @@ def test_feature_wise_alpha_dropout_drops_whole_features_and_keeps_the_moments(b
     out = fused.forward(be64.asarray(_inputs((50, 9))))
     column_dropped = np.all(out == out[0], axis=0)
     assert abs(column_dropped.mean() - 0.2) < 0.04
+
+
+def test_loading_rejects_negative_or_non_finite_running_statistics(be64):
+    model = Sequential([Linear(4, 3, be64), BatchNorm1d(3, be64), Linear(3, 2, be64)], be64, 4)
+    good = model.state_arrays()
+    for name, value, message in [("buffer/1.running_var", -0.5, "must be non-negative"),
+                                 ("buffer/1.running_mean", np.nan, "NaN or infinite")]:
+        arrays = dict(good)
+        arrays[name] = arrays[name].copy()
+        arrays[name][1] = value
+        with pytest.raises(ValueError, match=f"{name} .*{message}"):
+            model.load_state_arrays(arrays)
+        np.testing.assert_array_equal(model.layers[1].buffers["running_var"], 1.0)  # nothing was loaded
