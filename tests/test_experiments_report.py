@@ -135,6 +135,10 @@ def test_run_status_report_commands(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {"trials.csv", "report.md", "selected.csv", "ranks.csv"}
     assert main(["experiment", "status", "--store", str(tmp_path / "none.sqlite")]) != 0
     assert "no results store" in capsys.readouterr().err
+    missing = _run_args(tmp_path, tmp_path / "other.sqlite")
+    missing[missing.index("uci:toy,uci:other")] = "uci:toy,uci:absent"
+    assert main(missing) != 0  # checked before any trial runs
+    assert "no UCI data set 'absent'" in capsys.readouterr().err and not (tmp_path / "other.sqlite").exists()
 
 
 def test_a_killed_driver_resumes_with_rows_identical_to_an_uninterrupted_run(tmp_path):

@@ -88,6 +88,7 @@ def _executor(args):
 
 def run_command(args: argparse.Namespace) -> int:
     from ..experiments import ProtocolOptions, Store, plan_trials, run_experiment
+    from ..experiments.protocols import prepare_data
     from ..experiments.runner import format_seconds
 
     training = {name: value for name, value in (("epochs", args.epochs), ("final", args.final),
@@ -96,6 +97,8 @@ def run_command(args: argparse.Namespace) -> int:
     options = ProtocolOptions(args.uci_split, args.uci_folds, args.kfold_folds, args.repetitions)
     root = str(data_root(args.data_root))
     specs = plan_trials(args.data, args.methods, args.grid, root, training, options)
+    for spec in {spec.dataset: spec for spec in reversed(specs)}.values():  # each data set's first trial
+        prepare_data(spec.dataset, spec.protocol, root)
     executor = _executor(args)
     with Store(args.store) as store:
         print(f"{len(specs)} trials planned into {args.store}; executor {executor.name}", file=sys.stderr)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.download import REMOTE_DATASETS, ensure_dataset
 from ..data.errors import DataNotFound
 from ..data.locations import data_root
 from ..data.preprocessing import Standardizer, stratified_kfold_indices, stratified_split
@@ -201,3 +202,11 @@ def load_split(dataset: str, protocol: dict, split_seed: int, root: str | os.Pat
     else:
         raise ValueError(f"unknown protocol {name!r}; protocols are {', '.join(PROTOCOLS)}")
     return split
+
+
+def prepare_data(dataset: str, protocol: dict, root: str | os.PathLike | None = None) -> None:
+    """Download the data set if it is a remote one (HTRU2) and check that its split loads, before
+    any worker needs it (workers never download)."""
+    if dataset.lower() in REMOTE_DATASETS:
+        ensure_dataset(dataset.lower(), root, download=True)
+    load_split(dataset, protocol, 0, root)
