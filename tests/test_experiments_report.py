@@ -127,8 +127,11 @@ def test_run_status_report_commands(tmp_path, capsys):
     store = tmp_path / "runs.sqlite"
     assert main(_run_args(tmp_path, store, "--limit", "5")) == 0
     assert "5 done, 0 failed, 3 pending" in capsys.readouterr().out
-    assert main(["experiment", "status", "--store", str(store), "--workers", "1"]) == 0
-    assert "planned 8: done 5 (0 diverged), failed 0, pending 3" in capsys.readouterr().out
+    assert main(["experiment", "status", "--store", str(store), "--workers", "1", "--by", "dataset"]) == 0
+    out = capsys.readouterr().out
+    assert "planned 8: done 5 (0 diverged), failed 0, pending 3" in out
+    assert "uci:other  done      1  failed      0  pending      3" in out
+    assert "uci:toy    done      4  failed      0  pending      0" in out
     assert main(_run_args(tmp_path, store)) == 0
     assert "ran 3 trials" in capsys.readouterr().out
     assert main(["experiment", "report", "--store", str(store), "--out", str(tmp_path / "rep"), "--no-figures"]) == 0

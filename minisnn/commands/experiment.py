@@ -65,6 +65,7 @@ def register(subparsers) -> None:
     status = actions.add_parser("status", help="trials done, failed and pending, and the time left")
     status.add_argument("--store", required=True, help=STORE_HELP)
     status.add_argument("--workers", type=int, default=None, help="workers assumed for the ETA (default: cores)")
+    status.add_argument("--by", choices=("dataset", "method"), default=None, help="also count per data set or method")
     status.set_defaults(func=status_command)
 
     report = actions.add_parser("report", help="tables, ranks, tests and figures from a store")
@@ -123,6 +124,7 @@ def status_command(args: argparse.Namespace) -> int:
     with Store(args.store) as store:
         counts = store.counts()
         errors = store.errors(5)
+        groups = store.counts_by(args.by) if args.by else []
     workers = args.workers or cores()
     eta = None if counts["mean_wall_s"] is None else counts["pending"] * counts["mean_wall_s"] / workers
     print(f"planned {counts['planned']}: done {counts['done']} ({counts['diverged']} diverged), "
@@ -130,6 +132,11 @@ def status_command(args: argparse.Namespace) -> int:
     mean = counts["mean_wall_s"]
     print(f"mean trial time {'?' if mean is None else f'{mean:.2f} s'}; "
           f"ETA of the pending trials with {workers} workers: {format_seconds(eta)}")
+    if groups:
+        width = max(len(name) for name, _ in groups)
+        for name, group in groups:
+            print(f"  {name:<{width}}  done {group['done']:>6}  failed {group['failed']:>6}  "
+                  f"pending {group['pending']:>6}")
     for key, what, error in errors:
         print(f"failed {key} ({what}): {error}")
     return 0

@@ -142,6 +142,18 @@ class Store:
         out["mean_wall_s"] = total_time / timed if timed else None
         return out
 
+    def counts_by(self, column: str) -> list[tuple[str, dict[str, int]]]:
+        """(data set or method, {"done", "failed", "pending"}) for each value of `column`, sorted."""
+        if column not in ("dataset", "method"):
+            raise ValueError(f"counts can be grouped by dataset or method, not {column!r}")
+        rows = self.db.execute(f"SELECT t.{column}, r.status, count(*) FROM trials t LEFT JOIN results r "
+                               f"ON r.key = t.key GROUP BY t.{column}, r.status ORDER BY t.{column}")
+        out: dict[str, dict[str, int]] = {}
+        for value, status, count in rows:
+            group = out.setdefault(value, {"done": 0, "failed": 0, "pending": 0})
+            group["pending" if status is None else "failed" if status == "failed" else "done"] += count
+        return list(out.items())
+
     def errors(self, limit: int = 20) -> list[tuple[str, str, str]]:
         """(key, data set and method, error) of failed trials."""
         query = ("SELECT r.key, t.dataset || ' ' || t.method, r.error FROM results r JOIN trials t ON t.key = r.key "
