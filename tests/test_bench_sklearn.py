@@ -21,9 +21,10 @@ def test_sklearn_fit_benchmark_times_and_scores_both_and_writes_json(tmp_path):
     report = json.loads(out.read_text())
     assert report["benchmark"] == "sklearn_fit" and report["settings"]["quick"] is True
     synthetic = report["datasets"]["synthetic"]
-    assert set(synthetic["fit_seconds"]) == {"minisnn-numpy", "sklearn-mlp"}
+    assert set(synthetic["fit_seconds"]) == {"minisnn-numpy", "sklearn-mlp", "sklearn-mlp-float64"}
     assert all(t["median"] > 0 for t in synthetic["fit_seconds"].values())
     assert all(0 <= a <= 1 for a in synthetic["test_accuracy"].values())
-    assert synthetic["ratios"]["minisnn-numpy / sklearn-mlp"] > 0
+    assert set(synthetic["ratios"]) == {"minisnn-numpy / sklearn-mlp", "minisnn-numpy / sklearn-mlp-float64"}
+    assert all(ratio > 0 for ratio in synthetic["ratios"].values())
     assert isinstance(synthetic["meets_target"]["minisnn-numpy"], bool)
     assert "synthetic" in result.stdout and str(out) in result.stdout
