@@ -129,7 +129,7 @@ def composite_cases(inp: dict[str, Any], out: np.ndarray) -> list[Case]:
     x, dy, gate, h = inp["x"], inp["dy"], inp["targets"], inp["param"]
     gamma, beta, running_mean, running_var = inp["gamma"], inp["beta"], inp["running_mean"], inp["running_var"]
     f64 = lambda a: np.asarray(a, np.float64)
-    eps, size, (rows, cols) = 1e-5, x.nbytes, x.shape
+    eps, size = 1e-5, x.nbytes
     column_stats, row_stats = aligned_empty_like(gamma), aligned_empty_like(x[:, 0])  # (D,), (N,)
     column_stats2, row_stats2 = aligned_empty_like(gamma), aligned_empty_like(x[:, 0])
     dgamma, dbeta, dx2, dx3 = aligned_empty_like(gamma), aligned_empty_like(gamma), aligned_empty_like(x), \
@@ -180,8 +180,8 @@ def composite_cases(inp: dict[str, Any], out: np.ndarray) -> list[Case]:
         Case("weight_norm_backward", lambda fn: fn(dy, x, gamma, norm, dv=out, dg=dgamma),
              lambda: ref.weight_norm_backward(f64(dy), f64(x), f64(gamma), f64(norm)), 3 * size,
              column_sum_terms=lambda: np.abs(f64(dy) * f64(x)) / f64(norm)),
-        Case("highway_forward", lambda fn: fn(h, gate, x, out=out), lambda: ref.highway_forward(f64(h), f64(gate), f64(x)),
-             4 * size),
+        Case("highway_forward", lambda fn: fn(h, gate, x, out=out),
+             lambda: ref.highway_forward(f64(h), f64(gate), f64(x)), 4 * size),
         Case("highway_backward", lambda fn: fn(dy, h, gate, x, dh=out, dt=dx2, dx=dx3),
              lambda: ref.highway_backward(f64(dy), f64(h), f64(gate), f64(x)), 7 * size),
     ]

@@ -465,16 +465,10 @@ def _batch_norm_forward_inputs(rng, s, dt, offset=0.0, running=True):
             "running_var": rng.uniform(0.5, 1.5, s[1:]).astype(dt) if running else None, "momentum": 0.1}
 
 
-def _batch_norm_backward_inputs(rng, s, dt, offset=0.0):
-    x = normalization_input(rng, s, dt, 0, offset)
-    mean, _, rstd = _statistics(x.astype(np.float64), 0, EPS_NORM)
-    return {"dy": gradient(rng, s, dt), "x": x, "gamma": normal(rng, s[1:], dt), "mean": stored(mean, dt),
-            "rstd": stored(rstd, dt)}
-
-
-def _layer_norm_backward_inputs(rng, s, dt, offset=0.0):
-    x = normalization_input(rng, s, dt, 1, offset)
-    mean, _, rstd = _statistics(x.astype(np.float64), 1, EPS_NORM)
+def _normalization_backward_inputs(rng, s, dt, axis: int, offset=0.0):
+    """dy, x, gamma and the forward's mean and rstd (over axis 0: batch norm, axis 1: layer norm) as stored."""
+    x = normalization_input(rng, s, dt, axis, offset)
+    mean, _, rstd = _statistics(x.astype(np.float64), axis, EPS_NORM)
     return {"dy": gradient(rng, s, dt), "x": x, "gamma": normal(rng, s[1:], dt), "mean": stored(mean, dt),
             "rstd": stored(rstd, dt)}
 
@@ -486,7 +480,7 @@ def _weight_norm_backward_inputs(rng, s, dt):
 
 
 def _composite_cases():
-    bn_forward_outputs = {"out": "elementwise", "mean": "elementwise", "rstd": "elementwise"}
+    normalization_outputs = {"out": "elementwise", "mean": "elementwise", "rstd": "elementwise"}
     cases = [
         Case("add", "", ELEMENTWISE_SHAPES, lambda rng, s, dt: {"a": normal(rng, s, dt, 2.0), "b": normal(rng, s, dt)},
              {"out": "elementwise"}, ("out",), (("out", "a"), ("out", "b"))),
@@ -523,26 +517,27 @@ def _composite_cases():
         cases += [
             Case("batch_norm_forward", setting, BATCH_NORM_SHAPES,
                  lambda rng, s, dt, offset=offset: _batch_norm_forward_inputs(rng, s, dt, offset),
-                 {**bn_forward_outputs, "running_mean": "elementwise", "running_var": "elementwise"},
+                 {**normalization_outputs, "running_mean": "elementwise", "running_var": "elementwise"},
                  ("out", "mean", "rstd"),
                  (("out", "x"),), in_place=("running_mean", "running_var"), magnitude=_batch_norm_forward_magnitude),
             Case("batch_norm_backward", setting, BATCH_NORM_SHAPES,
-                 lambda rng, s, dt, offset=offset: _batch_norm_backward_inputs(rng, s, dt, offset),
+                 lambda rng, s, dt, offset=offset: _normalization_backward_inputs(rng, s, dt, 0, offset),
                  {"dx": "sum", "dgamma": "sum", "dbeta": "sum"}, ("dx", "dgamma", "dbeta"), (("dx", "dy"),),
                  magnitude=_batch_norm_backward_magnitude),
             Case("layer_norm_forward", setting, ROW_SHAPES,
                  lambda rng, s, dt, offset=offset: {
                      "x": normalization_input(rng, s, dt, 1, offset), "gamma": normal(rng, s[1:], dt),
                      "beta": normal(rng, s[1:], dt), "eps": EPS_NORM},
-                 bn_forward_outputs, ("out", "mean", "rstd"), (("out", "x"),), magnitude=_layer_norm_forward_magnitude),
+                 normalization_outputs, ("out", "mean", "rstd"), (("out", "x"),),
+                 magnitude=_layer_norm_forward_magnitude),
             Case("layer_norm_backward", setting, ROW_SHAPES,
-                 lambda rng, s, dt, offset=offset: _layer_norm_backward_inputs(rng, s, dt, offset),
+                 lambda rng, s, dt, offset=offset: _normalization_backward_inputs(rng, s, dt, 1, offset),
                  {"dx": "sum", "dgamma": "sum", "dbeta": "sum"}, ("dx", "dgamma", "dbeta"), (("dx", "dy"),),
                  magnitude=_layer_norm_backward_magnitude),
         ]
     cases.append(Case("batch_norm_forward", "no_running_statistics", BATCH_NORM_SHAPES,
                       lambda rng, s, dt: _batch_norm_forward_inputs(rng, s, dt, running=False),
-                      bn_forward_outputs, ("out", "mean", "rstd"), (("out", "x"),),
+                      normalization_outputs, ("out", "mean", "rstd"), (("out", "x"),),
                       magnitude=_batch_norm_forward_magnitude))
     return cases
 
