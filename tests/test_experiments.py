@@ -302,3 +302,20 @@ def test_local_and_dask_executors_give_the_same_records(root):
         assert {key: comparable(records[key]) for key in local if key in records} == {s.key: local[s.key]
                                                                                      for s in specs[:2]}
         assert records[bad.key]["status"] == "failed" and "no UCI data set 'absent'" in records[bad.key]["error"]
+
+
+def test_kernels_are_prepared_only_for_numba_trials(monkeypatch, tmp_path):
+    from minisnn.experiments import executors
+
+    assert executors.prepare_kernels({"numpy"}) is None
+    pytest.importorskip("numba")
+    monkeypatch.setenv("MINISNN_NUMBA_KERNELS", "jit")
+    assert executors.prepare_kernels({"numba"}) is None
+    monkeypatch.delenv("MINISNN_NUMBA_KERNELS")
+    from minisnn.backends import numba_aot
+
+    built = []
+    monkeypatch.setattr(numba_aot, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(numba_aot, "load", lambda build: built.append(build) or (object(), "where"))
+    assert executors.prepare_kernels({"auto"}) == "where" and built == [True]
+    assert (tmp_path / ".build.lock").is_file()
