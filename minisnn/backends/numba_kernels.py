@@ -536,7 +536,8 @@ def affine_columns_kernel(x, scale, shift, out):
 # run one block of all columns and the `_parallel` variants split the columns among threads. Layer
 # norm works row by row (a row stays in L1/L2); its row sums are reductions along the vector, which
 # LLVM vectorizes only with "reassoc": those kernels allow it (their float64 sums then run in a
-# fixed, vector-lane order).
+# fixed, vector-lane order). They use NumPy's error model (a division by zero gives inf, as in the
+# reference): Python's checks every division, which stops vectorization.
 #
 # One pass of shifted sums: S1, S2 of the deviations from k, the float64 mean of the first
 # SHIFT_ROWS values, give mean = k + S1/n and var = S2/n - (S1/n)^2, losing only a factor
@@ -545,21 +546,21 @@ def affine_columns_kernel(x, scale, shift, out):
 SHIFT_ROWS = 8
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def _shifted_statistics(k, s1, s2, n):
     """(mean, biased variance) in float64 from the sums s1, s2 of n deviations from k."""
     centre = s1 / n
     return k + centre, max(s2 / n - centre * centre, 0.0)
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def _column(c0, j):
     """Column c0 + j of a block as an unsigned index: Numba then emits no negative-index wraparound,
     which LLVM cannot rule out for a block start and which would stop the loop's vectorization."""
     return np.uint64(c0 + j)
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, c0, w,
                                 out, mean, rstd):
     """Batch norm of columns [c0, c0 + w): shifted float64 sums, then y = x*scale + shift (scale =
@@ -588,16 +589,19 @@ def _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, r
             deviation = x[r, _column(c0, j)] - shift64[j]
             sums[j] += deviation
             squares[j] += deviation * deviation
+    for j in range(w):  # in place: sums becomes the mean, squares the variance (vector loops, like those below)
+        sums[j], squares[j] = _shifted_statistics(shift64[j], sums[j], squares[j], n)
     for j in range(w):
-        c = c0 + j
-        mean64, var64 = _shifted_statistics(shift64[j], sums[j], squares[j], n)
-        mean[c] = mean64
-        rstd[c] = 1.0 / math.sqrt(var64 + eps)
-        if update_running:
-            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean64
-            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (var64 * n / (n - 1))
+        c = _column(c0, j)
+        mean[c] = sums[j]
+        rstd[c] = 1.0 / math.sqrt(squares[j] + eps)
         scale[j] = gamma[c] * rstd[c]
         shift[j] = beta[c] - mean[c] * scale[j]
+    if update_running:
+        for j in range(w):
+            c = _column(c0, j)
+            running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * sums[j]
+            running_var[c] = (1.0 - momentum) * running_var[c] + momentum * (squares[j] * n / (n - 1))
     for r in range(n):
         if in_place:
             for j in range(w):
@@ -609,14 +613,14 @@ def _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, r
                 out[r, c] = x[r, c] * scale[j] + shift[j]
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def batch_norm_forward_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, out, mean,
                               rstd):
     _batch_norm_forward_columns(x, gamma, beta, eps, momentum, update_running, running_mean, running_var, 0,
                                 x.shape[1], out, mean, rstd)
 
 
-@_kernel(parallel=True)
+@_kernel(parallel=True, error_model="numpy")
 def batch_norm_forward_parallel_kernel(x, gamma, beta, eps, momentum, update_running, running_mean, running_var,
                                        block, out, mean, rstd):
     d = x.shape[1]
@@ -625,7 +629,7 @@ def batch_norm_forward_parallel_kernel(x, gamma, beta, eps, momentum, update_run
                                     b * block, min(block, d - b * block), out, mean, rstd)
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def _batch_norm_backward_columns(dy, x, gamma, mean, rstd, c0, w, dx, dgamma, dbeta):
     """Columns [c0, c0 + w): one pass for dbeta = sum dy and dgamma = sum dy*x_hat (float64), one
     that writes dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N)."""
@@ -677,19 +681,19 @@ def _batch_norm_backward_columns(dy, x, gamma, mean, rstd, c0, w, dx, dgamma, db
                 dx[r, c] = a[j] * (dy[r, c] - b[j] - x_hat * k[j])
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def batch_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
     _batch_norm_backward_columns(dy, x, gamma, mean, rstd, 0, x.shape[1], dx, dgamma, dbeta)
 
 
-@_kernel(parallel=True)
+@_kernel(parallel=True, error_model="numpy")
 def batch_norm_backward_parallel_kernel(dy, x, gamma, mean, rstd, block, dx, dgamma, dbeta):
     d = x.shape[1]
     for b in prange((d + block - 1) // block):
         _batch_norm_backward_columns(dy, x, gamma, mean, rstd, b * block, min(block, d - b * block), dx, dgamma, dbeta)
 
 
-@_kernel
+@_kernel(error_model="numpy")
 def batch_norm_inference_backward_kernel(dy, x, scale, running_mean, rstd, dx, dgamma, dbeta):
     """One pass: dx = dy*scale (scale = gamma*rstd), dgamma = sum dy*(x - running_mean)*rstd and
     dbeta = sum dy accumulated in float64."""
@@ -711,7 +715,7 @@ def batch_norm_inference_backward_kernel(dy, x, scale, running_mean, rstd, dx, d
         dgamma[c] = sum_dy_xhat[c]
 
 
-@_kernel(fastmath={"contract", "reassoc"})
+@_kernel(fastmath={"contract", "reassoc"}, error_model="numpy")
 def _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd):
     """Row r: shifted float64 sums (one pass), then y = (x - mean)*rstd*gamma + beta in the dtype."""
     d = x.shape[1]
@@ -738,19 +742,19 @@ def _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd):
             out[r, c] = (x[r, c] - m) * s * gamma[c] + beta[c]
 
 
-@_kernel(fastmath={"contract", "reassoc"})
+@_kernel(fastmath={"contract", "reassoc"}, error_model="numpy")
 def layer_norm_forward_kernel(x, gamma, beta, eps, out, mean, rstd):
     for r in range(x.shape[0]):
         _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd)
 
 
-@_kernel(fastmath={"contract", "reassoc"}, parallel=True)
+@_kernel(fastmath={"contract", "reassoc"}, parallel=True, error_model="numpy")
 def layer_norm_forward_parallel_kernel(x, gamma, beta, eps, out, mean, rstd):
     for r in prange(x.shape[0]):
         _layer_norm_forward_row(x, gamma, beta, eps, r, out, mean, rstd)
 
 
-@_kernel(fastmath={"contract", "reassoc"})
+@_kernel(fastmath={"contract", "reassoc"}, error_model="numpy")
 def _layer_norm_backward_rows(dy, x, gamma, mean, rstd, begin, end, dx, column_sums):
     """Rows [begin, end): per row, one pass for the row sums of g = dy*gamma and g*x_hat (float64)
     and the column sums of dy and dy*x_hat (written to the float64 (2, D) column_sums), one that
@@ -787,7 +791,7 @@ def _layer_norm_backward_rows(dy, x, gamma, mean, rstd, begin, end, dx, column_s
     column_sums[1] = sum_dy_xhat
 
 
-@_kernel(fastmath={"contract", "reassoc"})
+@_kernel(fastmath={"contract", "reassoc"}, error_model="numpy")
 def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
     column_sums = np.empty((2, x.shape[1]), np.float64)
     _layer_norm_backward_rows(dy, x, gamma, mean, rstd, 0, x.shape[0], dx, column_sums)
@@ -796,7 +800,7 @@ def layer_norm_backward_kernel(dy, x, gamma, mean, rstd, dx, dgamma, dbeta):
         dgamma[c] = column_sums[1, c]
 
 
-@_kernel(fastmath={"contract", "reassoc"}, parallel=True)
+@_kernel(fastmath={"contract", "reassoc"}, parallel=True, error_model="numpy")
 def layer_norm_backward_parallel_kernel(dy, x, gamma, mean, rstd, chunks, dx, dgamma, dbeta):
     """Row chunks in parallel, each with its own float64 column sums, added in chunk order."""
     n, d = x.shape
