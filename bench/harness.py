@@ -161,8 +161,10 @@ def one_second_specs(root: str, backend: str, count: int) -> list[TrialSpec]:
     """`count` trials of about 1 second each (epochs scaled from a timed 10-epoch trial)."""
     probe = grid_specs(DATASETS[3:], {"width": [256], "depth": [4], "lr": [0.01], "dropout": [0.05],
                                       "shape": ["rectangular"]}, 10, backend)[0]
+    executor = LocalExecutor(0, threads=1)
+    next(executor.run([probe], root))  # builds the kernels if needed, loads the data
     started = time.perf_counter()
-    LocalExecutor(0, threads=1).run([probe], root).__next__()
+    next(executor.run([probe], root))
     epochs = max(1, int(round(10 / (time.perf_counter() - started))))
     grid = {"width": [256], "depth": [4], "lr": [0.001 * (i + 1) for i in range(count)], "dropout": [0.05],
             "shape": ["rectangular"]}
