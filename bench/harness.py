@@ -152,7 +152,7 @@ def run_minisnn(specs: list[TrialSpec], root: str, executor, folder: Path, repor
             "mean_test_accuracy": float(np.mean(accuracy)) if accuracy else None}
 
 
-def throughput(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
+def throughput(root: str, quick: bool, backend: str) -> dict[str, Any]:
     """minisnn and PyTorch trials in two warmed-up pools of 2 single-threaded workers, interleaved
     in rounds (each round a quarter of the trials, every data set in each), so that a change of
     the machine's load hits both alike; the ratio is the median of the rounds' ratios."""
@@ -199,22 +199,22 @@ def throughput(root: str, quick: bool, backend: str, folder: Path) -> dict[str, 
     return out
 
 
-def one_second_specs(root: str, backend: str, count: int) -> list[TrialSpec]:
-    """`count` trials of about 1 second each (epochs scaled from a timed 10-epoch trial)."""
+def timed_specs(root: str, backend: str, count: int, seconds: float) -> list[TrialSpec]:
+    """`count` trials of about `seconds` each (epochs scaled from a timed 10-epoch trial)."""
     probe = grid_specs(DATASETS[3:], {"width": [256], "depth": [4], "lr": [0.01], "dropout": [0.05],
                                       "shape": ["rectangular"]}, 10, backend)[0]
     executor = LocalExecutor(0, threads=1)
     next(executor.run([probe], root))  # builds the kernels if needed, loads the data
     started = time.perf_counter()
     next(executor.run([probe], root))
-    epochs = max(1, int(round(10 / (time.perf_counter() - started))))
+    epochs = max(1, int(round(10 * seconds / (time.perf_counter() - started))))
     grid = {"width": [256], "depth": [4], "lr": [0.001 * (i + 1) for i in range(count)], "dropout": [0.05],
             "shape": ["rectangular"]}
     return grid_specs(DATASETS[3:], grid, epochs, backend)
 
 
-def overhead(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
-    specs = one_second_specs(root, backend, 4 if quick else 30)
+def overhead(root: str, quick: bool, backend: str, folder: Path, seconds: float) -> dict[str, Any]:
+    specs = timed_specs(root, backend, 4 if quick else 30, seconds)
     out = {"epochs_per_trial": specs[0].training["epochs"]}
     for name, executor in (("in_process", LocalExecutor(0, threads=1)), ("one_worker", LocalExecutor(1, threads=1))):
         timing = run_minisnn(specs, root, executor, folder, report=True)
@@ -223,12 +223,12 @@ def overhead(root: str, quick: bool, backend: str, folder: Path) -> dict[str, An
     return out
 
 
-def dask_scaling(root: str, quick: bool, backend: str, folder: Path) -> dict[str, Any]:
+def dask_scaling(root: str, quick: bool, backend: str, folder: Path, seconds: float) -> dict[str, Any]:
     if importlib.util.find_spec("distributed") is None:
         return {"skipped": 'dask not installed (pip install "minisnn[dask]")'}
     from minisnn.experiments import DaskExecutor
 
-    specs = one_second_specs(root, backend, 4 if quick else 24)
+    specs = timed_specs(root, backend, 4 if quick else 24, seconds)
     out = {"trials": len(specs), "epochs_per_trial": specs[0].training["epochs"]}
     for workers in (1, 2):
         out[f"workers_{workers}"] = run_minisnn(specs, root, DaskExecutor(workers=workers, threads=1), folder)
@@ -242,6 +242,8 @@ def main() -> int:
     parser.add_argument("--parts", default="throughput,overhead,dask")
     parser.add_argument("--backend", default=None, help="default numba when installed, else numpy")
     parser.add_argument("--quick", action="store_true", help="a few short trials (smoke test)")
+    parser.add_argument("--trial-seconds", type=float, default=1.0,
+                        help="length of the trials of the overhead and dask parts (default 1)")
     parser.add_argument("--json", default=str(default_json_path("harness")))
     args = parser.parse_args()
     root = str(data_root(args.data_root))
@@ -250,13 +252,20 @@ def main() -> int:
         print(f"missing data sets under {root}/uci: {', '.join(missing)}", file=sys.stderr)
         return 1
     backend = args.backend or ("numba" if importlib.util.find_spec("numba") else "numpy")
-    parts = {"throughput": throughput, "overhead": overhead, "dask": dask_scaling}
+    scratch_dir = tempfile.TemporaryDirectory()
+    scratch, seconds = Path(scratch_dir.name), args.trial_seconds
+    parts = {"throughput": lambda: throughput(root, args.quick, backend),
+             "overhead": lambda: overhead(root, args.quick, backend, scratch, seconds),
+             "dask": lambda: dask_scaling(root, args.quick, backend, scratch, seconds)}
+    unknown = [name for name in args.parts.split(",") if name not in parts]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; parts are {', '.join(parts)}")
     result: dict[str, Any] = {"environment": environment(), "cores": len(os.sched_getaffinity(0)),
-                              "backend": backend, "quick": args.quick, "targets": TARGETS}
-    with tempfile.TemporaryDirectory() as scratch:
+                              "backend": backend, "quick": args.quick, "trial_seconds": seconds, "targets": TARGETS}
+    with scratch_dir:
         for name in args.parts.split(","):
             started = time.perf_counter()
-            result[name] = parts[name](root, args.quick, backend, Path(scratch))
+            result[name] = parts[name]()
             print(f"{name} ({time.perf_counter() - started:.0f} s): {result[name]}", flush=True)
     result["load_average_after"] = os.getloadavg()
     print(write_json(args.json, result))

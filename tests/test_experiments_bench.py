@@ -14,9 +14,9 @@ def test_harness_benchmark_writes_its_json(tmp_path):
     for name, classes in (("iris", 3), ("wine", 3), ("glass", 2), ("pima", 2)):
         write_uci(tmp_path, name, n=80, classes=classes)
     out = tmp_path / "harness.json"
-    result = subprocess.run([sys.executable, str(BENCH), "--data-root", str(tmp_path), "--quick", "--parts", "overhead",
-                             "--backend", "numpy", "--json", str(out)], capture_output=True, text=True, timeout=300,
-                            check=False)
+    command = [sys.executable, str(BENCH), "--data-root", str(tmp_path), "--quick", "--parts", "overhead",
+               "--backend", "numpy", "--trial-seconds", "0.1", "--json", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(out.read_text())
     assert report["targets"]["overhead_fraction"] == 0.05 and report["backend"] == "numpy"
