@@ -24,7 +24,9 @@ def test_sklearn_fit_benchmark_times_and_scores_both_and_writes_json(tmp_path):
     assert set(synthetic["fit_seconds"]) == {"minisnn-numpy", "sklearn-mlp", "sklearn-mlp-float64"}
     assert all(t["median"] > 0 for t in synthetic["fit_seconds"].values())
     assert all(0 <= a <= 1 for a in synthetic["test_accuracy"].values())
-    assert set(synthetic["ratios"]) == {"minisnn-numpy / sklearn-mlp", "minisnn-numpy / sklearn-mlp-float64"}
+    assert set(synthetic["ratios"]) == {"minisnn-numpy / sklearn-mlp", "minisnn-numpy / sklearn-mlp-float64",
+                                        "gemm_floor / sklearn-mlp"}
     assert all(ratio > 0 for ratio in synthetic["ratios"].values())
+    assert 0 < synthetic["gemm_floor_seconds"] < synthetic["fit_seconds"]["minisnn-numpy"]["median"]
     assert isinstance(synthetic["meets_target"]["minisnn-numpy"], bool)
     assert "synthetic" in result.stdout and str(out) in result.stdout
