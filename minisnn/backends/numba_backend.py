@@ -404,7 +404,7 @@ class NumbaBackend(Backend):
         return tuple(_deliver(t, o) for t, o in zip(targets, (dx, dgamma, dbeta)))
 
     def _batch_norm_backward(self, kernel, dy, x, gamma, mean, rstd, dx, dgamma, dbeta, parallel=False):
-        n, d = _check_features(x, gamma=gamma, mean=mean, rstd=rstd)
+        _, d = _check_features(x, gamma=gamma, mean=mean, rstd=rstd)
         vectors = (_contiguous(gamma), _contiguous(mean), _contiguous(rstd))
         if parallel:
             vectors += (_parallel_block(d),)
