@@ -26,24 +26,7 @@ def _child_seeds(seed: int, count: int) -> list[int]:
     return np.random.default_rng(seed).integers(0, 2**62, size=count).tolist()
 
 
-class _Composite(Layer):
-    """A layer made of children; those that read its input compute their dx only if it must."""
-
-    input_children: tuple[str, ...] = ()  # names of the children that take this layer's input
-
-    @property
-    def needs_input_grad(self) -> bool:
-        return self._needs_input_grad
-
-    @needs_input_grad.setter
-    def needs_input_grad(self, value: bool) -> None:
-        self._needs_input_grad = bool(value)
-        for name in self.input_children:
-            if name in self.children:
-                self.children[name].needs_input_grad = self._needs_input_grad
-
-
-class Highway(_Composite):
+class Highway(Layer):
     """y = T*H + (1 - T)*x with H = act(x W_H + b_H), T = sigmoid(x W_T + b_T), all (N, D)
     (Srivastava et al., 2015).
 
@@ -101,7 +84,7 @@ class Highway(_Composite):
         return be.add(dx, dx_gate, out=dx)
 
 
-class ResidualBlock(_Composite):
+class ResidualBlock(Layer):
     """y = relu(F(x) + x) for x (N, D), with the branch F (child "branch", a Sequential):
 
     - rectangular (bottleneck None): Linear(D, D), BN, ReLU, Linear(D, D), BN;

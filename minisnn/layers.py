@@ -42,6 +42,7 @@ class Layer:
     """Base class: no parameters, identity on shapes. Subclasses override forward/backward."""
 
     non_negative_buffers: tuple[str, ...] = ()  # float buffers that must be >= 0 (variances)
+    input_children: tuple[str, ...] = ()  # children that read this layer's input (composite layers)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -57,6 +58,20 @@ class Layer:
         self.needs_input_grad = True  # the first layer of a model skips computing dx
         self._cache: Any = None
         self._work: dict[str, Any] = {}
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether backward returns dx; the children that read this layer's input follow it."""
+        return self._needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        self._needs_input_grad = bool(value)
+        for name in self._input_child_names():
+            self.children[name].needs_input_grad = self._needs_input_grad
+
+    def _input_child_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.input_children if name in self.children)
 
     def forward(self, x, train: bool = True):
         raise NotImplementedError

@@ -65,16 +65,9 @@ class Sequential(Layer):
     def layers(self) -> list[Layer]:
         return list(self.children.values())
 
-    @property
-    def needs_input_grad(self) -> bool:
-        """Whether backward returns dx: decided by the first layer, which skips it when False."""
-        return self._needs_input_grad
-
-    @needs_input_grad.setter
-    def needs_input_grad(self, value: bool) -> None:
-        self._needs_input_grad = bool(value)
-        if self.children:
-            next(iter(self.children.values())).needs_input_grad = self._needs_input_grad
+    def _input_child_names(self) -> tuple[str, ...]:
+        """The first layer reads the model's input: it skips computing dx when the model's is not needed."""
+        return (next(iter(self.children)),) if self.children else ()
 
     def output_dim(self, d_in: int) -> int:
         if d_in != self.n_inputs:
