@@ -102,6 +102,8 @@ def test_plan_lists_each_trial_once_and_adds_folds_and_repetitions(root):
     assert {s.protocol["fold"] for s in specs if s.dataset == "htru2"} == set(range(10))
     assert all(s.training["epochs"] == 10 for s in specs)  # the tiny grid's setting
     assert [s.dataset for s in plan_trials(["uci:all"], ["snn"], "tiny", root)][::2] == ["uci:other", "uci:toy"]
+    with pytest.raises(ValueError, match="unknown method.*selu; methods are snn, msra"):
+        plan_trials(["uci:toy"], ["snn", "selu"], "tiny", root)
 
 
 # ---- selection on hand-made curves -------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..data.locations import data_root
 from ..data.uci import list_uci_datasets
+from ..methods import METHODS
 from .grids import load_grid
 from .protocols import UCI_SPLITS, VAL_FRACTION
 from .spec import TrialSpec
@@ -83,6 +84,9 @@ def plan_trials(datasets: list[str], methods: list[str], grid: str, root: str | 
     """Every trial of the experiment, in a stable order (data set, protocol, method, configuration,
     repetition), each key once. `training` overrides the grid's training settings."""
     options = options or ProtocolOptions()
+    unknown = [method for method in methods if method not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; methods are {', '.join(METHODS)}")
     if options.repetitions < 1:
         raise ValueError(f"repetitions must be at least 1, got {options.repetitions}")
     trials: dict[str, TrialSpec] = {}
