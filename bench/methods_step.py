@@ -22,9 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from common import default_json_path, environment, write_json
-from train_step import MinisnnStep, choose_steps, interleaved_timing, make_batch, paired_ratio, torch_available
+from train_step import (MINISNN_BACKENDS, MinisnnStep, choose_steps, interleaved_timing, make_batch, minisnn_steps,
+                        paired_ratio, torch_available)
 
-from minisnn.backends import BackendUnavailable, get_backend
+from minisnn.backends import get_backend
 from minisnn.losses import SoftmaxCrossEntropy
 from minisnn.methods import build_model
 from minisnn.optim import SGD
@@ -34,7 +35,6 @@ LR, MOMENTUM = 0.01, 0.9
 CONFIGS = {"BN8": ("batchnorm", 128, 784, 1024, 8, 10), "RES32": ("resnet", 128, 784, 256, 16, 10)}
 QUICK_CONFIGS = {"BN-tiny": ("batchnorm", 16, 12, 32, 2, 3), "RES-tiny": ("resnet", 16, 12, 32, 2, 3)}
 STEP_TARGET = 0.85
-MINISNN_BACKENDS = ("numpy", "numba")
 
 
 class MethodStep(MinisnnStep):
@@ -96,16 +96,8 @@ class TorchStep:
 
 
 def bench_config(config: tuple, args: argparse.Namespace) -> dict[str, Any]:
-    candidates: dict[str, Callable] = {}
-    replays: dict[str, Callable] = {}
-    for backend_name in MINISNN_BACKENDS:
-        try:
-            step = MethodStep(backend_name, config)
-        except BackendUnavailable as exc:
-            print(f"  minisnn-{backend_name}: skipped ({exc})")
-            continue
-        candidates[f"minisnn-{backend_name}"] = step
-        replays[f"minisnn-{backend_name} gemm-only"] = step.gemm_replay()
+    candidates: dict[str, Callable] = dict(minisnn_steps(lambda backend_name: MethodStep(backend_name, config)))
+    replays = {f"{label} gemm-only": step.gemm_replay() for label, step in candidates.items()}
     if args.with_torch:
         candidates["torch"] = TorchStep(config, args.threads)
     candidates.update(replays)

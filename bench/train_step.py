@@ -214,19 +214,21 @@ def worker(framework: str, config: tuple[int, ...], steps: int, threads: int) ->
             "steps": steps}
 
 
-def bench_config(name: str, config: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
-    candidates: dict[str, Callable] = {}
-    replays: dict[str, Callable] = {}
-    allocation: dict[str, dict] = {}
+def minisnn_steps(make_step: Callable[[str], MinisnnStep]) -> dict[str, MinisnnStep]:
+    """make_step(backend name) for each available minisnn backend, labelled "minisnn-<backend>"."""
+    steps = {}
     for backend_name in MINISNN_BACKENDS:
         try:
-            step = MinisnnStep(backend_name, config)
+            steps[f"minisnn-{backend_name}"] = make_step(backend_name)
         except BackendUnavailable as exc:
             print(f"  minisnn-{backend_name}: skipped ({exc})")
-            continue
-        candidates[f"minisnn-{backend_name}"] = step
-        replays[f"minisnn-{backend_name}"] = step.gemm_replay()
-        allocation[f"minisnn-{backend_name}"] = step.allocation_per_step()
+    return steps
+
+
+def bench_config(name: str, config: tuple[int, ...], args: argparse.Namespace) -> dict[str, Any]:
+    candidates: dict[str, Callable] = dict(minisnn_steps(lambda backend_name: MinisnnStep(backend_name, config)))
+    replays = {label: step.gemm_replay() for label, step in candidates.items()}
+    allocation = {label: step.allocation_per_step() for label, step in candidates.items()}
     if args.with_torch:
         candidates["torch"] = TorchStep(config, args.threads)
     for label, replay in replays.items():
