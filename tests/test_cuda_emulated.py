@@ -25,7 +25,7 @@ from minisnn import kernel_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 # file -> the fewest tests that must pass there under the emulator. Today: 29 in test_cupy_backend.py,
-# 681 cupy cases in test_ops.py (every op with a CUDA kernel x variant x dtype x shape, out= and
+# 695 cupy cases in test_ops.py (every op with a CUDA kernel x variant x dtype x shape, out= and
 # aliasing, label errors, masks, batch norm's input errors), 7 emulator checks. A run with fewer
 # lost some (a collection that silently found nothing, a backend that skipped).
 MIN_TESTS_RUN = {

@@ -433,6 +433,24 @@ class CupyBackend(Backend):
                            x.dtype.type(1.0 / n)))
         return dx, dgamma, dbeta
 
+    def batch_norm_inference_backward(self, dy, x, gamma, running_mean, running_var, eps, dx=None, dgamma=None,
+                                      dbeta=None):
+        x, vectors = self._feature_vectors(x, gamma=gamma, running_mean=running_mean, running_var=running_var)
+        gamma, running_mean, _ = vectors
+        dy, dx, dgamma, dbeta = self._gradient_outputs(dy, x, dx, dgamma, dbeta)
+        n, d = x.shape
+        if x.size == 0:
+            dgamma.fill(0)
+            dbeta.fill(0)
+            return dx, dgamma, dbeta
+        zeros = cp.zeros(d, dtype=x.dtype)  # (D,): dx = dy*scale + 0 through the affine kernel
+        scale, _, rstd = self._inference_affine(gamma, zeros, running_mean, vectors[2], eps, x.dtype)
+        self._column_blocks("batch_norm", "batch_norm_backward_sums", x.dtype, d,
+                            (dy, x, running_mean, rstd, np.int64(n), np.int32(d), dgamma, dbeta))  # before dx
+        self._elementwise("batch_norm", "batch_norm_affine", x.size, x.dtype,
+                          (dy, scale, zeros, dx, np.int64(x.size), np.int32(d)))
+        return dx, dgamma, dbeta
+
     def layer_norm_forward(self, x, gamma, beta, eps, out=None, mean=None, rstd=None):
         x, (gamma, beta) = self._feature_vectors(x, gamma=gamma, beta=beta)
         n, d = x.shape
