@@ -121,6 +121,8 @@ def device_calls(be, inp: dict[str, Any]) -> dict[str, tuple[Callable, Callable]
                                                                  rstd=features2, running_mean=running[0],
                                                                  running_var=running[1])),
         "batch_norm_inference": same(lambda fn: fn(x, gamma, beta, running_mean, running_var, 1e-5, out=out)),
+        "batch_norm_inference_backward": same(lambda fn: fn(dy, x, gamma, running_mean, running_var, 1e-5, dx=out,
+                                                            dgamma=dgamma, dbeta=dbeta)),
         "batch_norm_backward": same(lambda fn: fn(dy, x, gamma, bn_mean, bn_rstd, dx=out, dgamma=dgamma, dbeta=dbeta)),
         "layer_norm_forward": same(lambda fn: fn(x, gamma, beta, 1e-5, out=out, mean=rows_stats, rstd=rows_stats2)),
         "layer_norm_backward": same(lambda fn: fn(dy, x, gamma, ln_mean, ln_rstd, dx=out, dgamma=dgamma,
