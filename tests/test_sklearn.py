@@ -194,6 +194,24 @@ def test_pickle_round_trip_predicts_and_trains_on(blobs, backend):
     np.testing.assert_array_equal(copy.predict_proba(x), clf.predict_proba(x))
 
 
+@pytest.mark.parametrize("method", ["snn", "msra", "batchnorm", "layernorm", "weightnorm", "highway", "resnet"])
+def test_every_method_fits_predicts_and_pickles(blobs, method):
+    x, y = blobs
+    params = {**TINY, "max_epochs": 5, "width": None if method == "highway" else 16}
+    clf = SNNClassifier(method=method, **params).fit(x, y)
+    assert clf.score(x, y) > 0.6
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(x), clf.predict_proba(x))
+
+
+def test_verbose_prints_one_line_per_epoch(blobs, capsys):
+    x, y = blobs
+    SNNClassifier(verbose=True, **{**TINY, "max_epochs": 4}).fit(x, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", f"{e}/4"] for e in range(1, 5)]
+    SNNClassifier(**{**TINY, "max_epochs": 4}).fit(x, y)
+    assert capsys.readouterr() == ("", "")
+
+
 # ---- regression ------------------------------------------------------------------------------------
 def test_regressor_standardizes_targets_inside_and_its_checkpoint_predicts_in_their_units(tmp_path):
     x, y = make_regression(300, 5, noise=1.0, random_state=0)
