@@ -122,13 +122,14 @@ def test_same_random_state_same_model_another_differs(blobs):
 
 
 @pytest.mark.skipif(not numba_available(), reason="the numba backend is not available")
-def test_numpy_and_numba_backends_give_the_same_predictions(blobs):
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-4), ("float64", 1e-10)])
+def test_numpy_and_numba_backends_give_the_same_predictions(blobs, dtype, atol):
     x, y = blobs
-    on_numpy = SNNClassifier(backend="numpy", **TINY).fit(x, y)
-    on_numba = SNNClassifier(backend="numba", **TINY).fit(x, y)
-    assert on_numba.backend_ == "numba"
+    on_numpy = SNNClassifier(backend="numpy", dtype=dtype, **TINY).fit(x, y)
+    on_numba = SNNClassifier(backend="numba", dtype=dtype, **TINY).fit(x, y)
+    assert on_numba.backend_ == "numba" and on_numba.model_.backend.dtype == dtype
     np.testing.assert_array_equal(on_numba.predict(x), on_numpy.predict(x))
-    np.testing.assert_allclose(on_numba.predict_proba(x), on_numpy.predict_proba(x), atol=1e-4)
+    np.testing.assert_allclose(on_numba.predict_proba(x), on_numpy.predict_proba(x), atol=atol)
 
 
 def test_partial_fit_epochs_equal_fit(blobs):
