@@ -39,16 +39,26 @@ KERNEL_SOURCES = ("auto", "compiled", "jit")
 
 # ---- wrappers: validation, layout, scalars --------------------------------------------------
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# The wrappers run once per op call, a few dozen times per training step: with small layers their
+# checks cost as much as the kernels, so the common case (contiguous operands of one float dtype,
+# shapes that match) takes identity tests and plain loops, and the slow path names the problem.
+_F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
+_FLOAT_DTYPES = (_F32, _F64)
 
 
 def _float_dtype(first: np.ndarray, *others: np.ndarray) -> np.dtype:
     """The common float dtype of the operands, or a ValueError naming the mismatch."""
     dtype = first.dtype
-    if dtype not in _FLOAT_DTYPES or any(a.dtype != dtype for a in others):
-        names = sorted({str(a.dtype) for a in (first, *others)})
-        raise ValueError(f"numba backend ops need operands of one dtype, float32 or float64; got {names}")
-    return dtype
+    if dtype is _F32 or dtype is _F64:  # NumPy's canonical dtype objects: the common case
+        for a in others:
+            if a.dtype is not dtype:
+                break
+        else:
+            return dtype
+    if dtype in _FLOAT_DTYPES and all(a.dtype == dtype for a in others):
+        return dtype
+    names = sorted({str(a.dtype) for a in (first, *others)})
+    raise ValueError(f"numba backend ops need operands of one dtype, float32 or float64; got {names}")
 
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
@@ -59,11 +69,12 @@ def _target(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype, nam
     """The array a kernel writes: `out` itself when C-contiguous, else a fresh C array."""
     if out is None:
         return aligned_host_array(shape, dtype)
-    if out.shape != tuple(shape) or out.dtype != dtype:
-        raise ValueError(f"{name} must have shape {tuple(shape)} and dtype {dtype}, got {out.shape} {out.dtype}")
-    if not out.flags.writeable:
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"{name} must have shape {shape} and dtype {dtype}, got {out.shape} {out.dtype}")
+    flags = out.flags
+    if not flags.writeable:
         raise ValueError(f"{name} is read-only")
-    return out if out.flags.c_contiguous else aligned_host_array(shape, dtype)
+    return out if flags.c_contiguous else aligned_host_array(shape, dtype)
 
 
 def _deliver(target: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -74,10 +85,20 @@ def _deliver(target: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def _check_same_shape(names: tuple[str, ...], *arrays: np.ndarray) -> None:
-    if any(a.shape != arrays[0].shape for a in arrays[1:]):
-        shapes = ", ".join(f"{name} {a.shape}" for name, a in zip(names, arrays))
-        raise ValueError(f"operands must have equal shapes, got {shapes}")
+def _check_same_shape(names: tuple[str, ...], first: np.ndarray, *others: np.ndarray) -> None:
+    shape = first.shape
+    for a in others:
+        if a.shape != shape:
+            shapes = ", ".join(f"{name} {a.shape}" for name, a in zip(names, (first, *others)))
+            raise ValueError(f"operands must have equal shapes, got {shapes}")
+
+
+def _check_updatable(op: str, *named) -> None:
+    """Arrays an op updates in place (name, array, name, array, ...) must be C-contiguous and writeable."""
+    for name, a in zip(named[::2], named[1::2]):
+        flags = a.flags
+        if not (flags.c_contiguous and flags.writeable):
+            raise ValueError(f"{op} updates {name} in place: it must be C-contiguous and writeable")
 
 
 def _check_rows(z: np.ndarray, b: np.ndarray) -> None:
@@ -103,16 +124,26 @@ def _parallel_block(d: int) -> int:
     return max(1, min(d, block + -block % 16))
 
 
-def _mask_args(mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
-    """(k0, k1, threshold, row_step, scale, shift, dropped) of a dropout kernel over (rows, d):
-    element (r, c) keeps by the hash of r*row_step + c, its flat index when row_step = d; a
-    per-feature mask hashes the column alone (row_step 0)."""
-    size = int(np.prod(shape, dtype=np.int64))
+def _mask_values(mask: DropoutMask, shape: tuple[int, ...], d: int) -> tuple:
+    """(k0, k1, threshold, row_step, scale, shift, dropped) of a dropout kernel over (rows, d), as
+    Python numbers: element (r, c) keeps by the hash of r*row_step + c, its flat index when
+    row_step = d; a per-feature mask hashes the column alone (row_step 0)."""
+    size = math.prod(shape)
     if size > MAX_ELEMENTS:
         raise ValueError(f"dropout input has {size} elements; at most 2^32 - 1 are supported")
-    scalar = dtype.type
-    return (np.uint32(mask.k0 & MASK32), np.uint32(mask.k1 & MASK32), np.uint32(mask.threshold),
-            np.uint32(0 if mask.per_feature else d), scalar(mask.scale), scalar(mask.shift), scalar(mask.dropped))
+    return (mask.k0 & MASK32, mask.k1 & MASK32, mask.threshold, 0 if mask.per_feature else d, mask.scale, mask.shift,
+            mask.dropped)
+
+
+def _typed_mask(values: tuple, dtype: np.dtype) -> tuple:
+    """_mask_values as a jitted kernel needs them: the hash words uint32 (a Python int would be
+    int64 in Numba and widen the hash), the floats in the operands' dtype."""
+    return (*map(np.uint32, values[:4]), *map(dtype.type, values[4:]))
+
+
+def _mask_args(mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
+    """The typed arguments of a jitted dropout kernel (see _mask_values)."""
+    return _typed_mask(_mask_values(mask, shape, d), dtype)
 
 
 def _dropout_width(shape: tuple[int, ...], mask: DropoutMask, split_rows: bool = False) -> int:
@@ -120,7 +151,7 @@ def _dropout_width(shape: tuple[int, ...], mask: DropoutMask, split_rows: bool =
     (or with split_rows), else all elements in one row (the longest vectorized loop)."""
     if mask.per_feature or split_rows:
         return shape[-1] if shape else 1
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 def _as_rows(a: np.ndarray, d: int) -> np.ndarray:
@@ -130,6 +161,12 @@ def _as_rows(a: np.ndarray, d: int) -> np.ndarray:
 
 def _selu_args(alpha: float, lam: float, dtype: np.dtype) -> tuple:
     return dtype.type(lam), dtype.type(lam * alpha)
+
+
+@functools.lru_cache(maxsize=64)
+def _inverse(value: float, dtype: np.dtype):
+    """1 / value divided in the dtype (a NumPy scalar: kernels of both sources take it)."""
+    return dtype.type(1) / dtype.type(value)
 
 
 def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: np.dtype) -> tuple:
@@ -145,7 +182,7 @@ def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: n
 
 def _flat(a: np.ndarray) -> np.ndarray:
     """A contiguous array as a flat view (C order)."""
-    return a.reshape(-1)
+    return a.ravel()
 
 
 class _KernelTable(dict):
@@ -205,6 +242,7 @@ class NumbaBackend(Backend):
         if source not in KERNEL_SOURCES:
             raise ValueError(f"kernels must be one of {KERNEL_SOURCES}, got {source!r}")
         self._kernels, self.kernel_source = _load_kernels(source)  # (name, dtype) -> callable; a description
+        self._compiled = self.kernel_source.startswith("compiled")
         self.register_variant("selu_forward", "v1_libm_expm1", self._selu_forward_libm)
         self.register_variant("selu_forward", "v2_parallel", self._selu_forward_parallel)
         self.register_variant("alpha_dropout_forward", "v1_widening_hash", self._alpha_dropout_forward_widening)
@@ -226,6 +264,20 @@ class NumbaBackend(Backend):
     def matmul(self, a, b, out=None):
         return np.matmul(a, b, out=out)
 
+    # Scalars of the op kernels: the compiled kernels take Python numbers (their wrappers round a
+    # float to the kernel's dtype as dtype.type does, and a NumPy scalar costs about 0.2 us to make);
+    # jitted kernels get them typed, since Numba types a Python float as float64 (a float64 loop)
+    # and a Python int as int64 (a widened hash).
+    def _floats(self, dtype: np.dtype, *values) -> tuple:
+        return values if self._compiled else tuple(map(dtype.type, values))
+
+    def _selu_scalars(self, alpha, lam, dtype: np.dtype) -> tuple:
+        return (lam, lam * alpha) if self._compiled else _selu_args(alpha, lam, dtype)
+
+    def _mask_scalars(self, mask: DropoutMask, shape: tuple[int, ...], d: int, dtype: np.dtype) -> tuple:
+        values = _mask_values(mask, shape, d)
+        return values if self._compiled else _typed_mask(values, dtype)
+
     # ---- SELU ---------------------------------------------------------------------------
     def _elementwise(self, kernel, inputs, out, *scalars):
         """Run a flat elementwise kernel (an op kernel's name, or a variant's jitted kernel):
@@ -234,11 +286,12 @@ class NumbaBackend(Backend):
         _check_same_shape(("first operand", "second operand"), *inputs)
         target = _target(out, inputs[0].shape, dtype)
         kernel = self._kernels[kernel, dtype] if isinstance(kernel, str) else kernel
-        kernel(*(_flat(_contiguous(a)) for a in inputs), *scalars, _flat(target))
-        return _deliver(target, out)
+        kernel(*[_flat(a if a.flags.c_contiguous else np.ascontiguousarray(a)) for a in inputs], *scalars,
+               target.ravel())
+        return target if out is None or out is target else _deliver(target, out)
 
     def selu_forward(self, x, alpha, lam, out=None):
-        return self._elementwise("selu_forward", (x,), out, *_selu_args(alpha, lam, x.dtype))
+        return self._elementwise("selu_forward", (x,), out, *self._selu_scalars(alpha, lam, x.dtype))
 
     def _selu_forward_parallel(self, x, alpha, lam, out=None):
         return self._elementwise(_jit_kernel("selu_forward_parallel_kernel"), (x,), out, *_selu_args(alpha, lam, x.dtype))
@@ -247,13 +300,14 @@ class NumbaBackend(Backend):
         return self._elementwise(_jit_kernel("selu_forward_libm_kernel"), (x,), out, *_selu_args(alpha, lam, x.dtype))
 
     def selu_backward(self, dy, y, alpha, lam, out=None):
-        return self._elementwise("selu_backward", (dy, y), out, *_selu_args(alpha, lam, y.dtype))
+        return self._elementwise("selu_backward", (dy, y), out, *self._selu_scalars(alpha, lam, y.dtype))
 
     def bias_selu_forward(self, z, b, alpha, lam, out=None):
         _check_rows(z, b)
         dtype = _float_dtype(z, b)
         target = _target(out, z.shape, dtype)
-        self._kernels["bias_selu_forward", dtype](_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype), target)
+        self._kernels["bias_selu_forward", dtype](_contiguous(z), _contiguous(b), *self._selu_scalars(alpha, lam, dtype),
+                                                  target)
         return _deliver(target, out)
 
     def _row_backward(self, kernel, dy, y, scalars, dz, db):
@@ -265,10 +319,12 @@ class NumbaBackend(Backend):
         dz_target = _target(dz, y.shape, dtype, "dz")
         db_target = _target(db, (y.shape[1],), dtype, "db")
         self._kernels[kernel, dtype](_contiguous(dy), _contiguous(y), *scalars, dz_target, db_target)
+        if dz is dz_target and db is db_target:
+            return dz, db
         return _deliver(dz_target, dz), _deliver(db_target, db)
 
     def bias_selu_backward(self, dy, y, alpha, lam, dz=None, db=None):
-        return self._row_backward("bias_selu_backward", dy, y, _selu_args(alpha, lam, y.dtype), dz, db)
+        return self._row_backward("bias_selu_backward", dy, y, self._selu_scalars(alpha, lam, y.dtype), dz, db)
 
     def _bias_selu_backward_two_pass(self, dy, y, alpha, lam, dz=None, db=None):
         dz = self.selu_backward(dy, y, alpha, lam, out=dz)
@@ -283,13 +339,14 @@ class NumbaBackend(Backend):
         return _deliver(target, out)
 
     # ---- alpha dropout ------------------------------------------------------------------
-    @staticmethod
-    def _dropout_operands(x, mask: DropoutMask, out, split_rows=False):
-        """(x as (rows, d), the mask arguments, the target as (rows, d), the target) of a dropout kernel."""
+    def _dropout_operands(self, x, mask: DropoutMask, out, split_rows=False, jit=False):
+        """(x as (rows, d), the mask arguments, the target as (rows, d), the target) of a dropout
+        kernel: an op kernel's, or with `jit` a variant's (typed arguments)."""
         dtype = _float_dtype(x)
         d = _dropout_width(x.shape, mask, split_rows)
         target = _target(out, x.shape, dtype)
-        return _as_rows(_contiguous(x), d), _mask_args(mask, x.shape, d, dtype), _as_rows(target, d), target
+        args = _mask_args(mask, x.shape, d, dtype) if jit else self._mask_scalars(mask, x.shape, d, dtype)
+        return _as_rows(_contiguous(x), d), args, _as_rows(target, d), target
 
     def alpha_dropout_forward(self, x, mask: DropoutMask, out=None):
         rows, args, target_rows, target = self._dropout_operands(x, mask, out)
@@ -298,12 +355,12 @@ class NumbaBackend(Backend):
 
     def _alpha_dropout_forward_parallel(self, x, mask: DropoutMask, out=None):
         # Rows of the last axis even for element masks: prange splits the rows among threads.
-        rows, args, target_rows, target = self._dropout_operands(x, mask, out, split_rows=True)
+        rows, args, target_rows, target = self._dropout_operands(x, mask, out, split_rows=True, jit=True)
         _jit_kernel("alpha_dropout_forward_parallel_kernel")(rows, *args, target_rows)
         return _deliver(target, out)
 
     def _alpha_dropout_forward_widening(self, x, mask: DropoutMask, out=None):
-        rows, args, target_rows, target = self._dropout_operands(x, mask, out)
+        rows, args, target_rows, target = self._dropout_operands(x, mask, out, jit=True)
         _jit_kernel("alpha_dropout_forward_widening_kernel")(rows, *(int(a) for a in args[:4]), *args[4:], target_rows)
         return _deliver(target, out)
 
@@ -316,18 +373,19 @@ class NumbaBackend(Backend):
         _check_rows(z, b)
         dtype = _float_dtype(z, b)
         target = _target(out, z.shape, dtype)
-        self._kernels["bias_selu_dropout_forward", dtype](_contiguous(z), _contiguous(b), *_selu_args(alpha, lam, dtype),
-                                                          *_mask_args(mask, z.shape, z.shape[1], dtype), target)
-        return _deliver(target, out)
+        self._kernels["bias_selu_dropout_forward", dtype](_contiguous(z), _contiguous(b),
+                                                          *self._selu_scalars(alpha, lam, dtype),
+                                                          *self._mask_scalars(mask, z.shape, z.shape[1], dtype), target)
+        return target if out is None or out is target else _deliver(target, out)
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
         if y.ndim != 2:
             raise ValueError(f"expected (N, D) operands, got shape {y.shape}")
-        k0, k1, threshold, row_step, scale, shift, _ = _mask_args(mask, y.shape, y.shape[1], y.dtype)
-        # 1 / scale computed here in y's dtype: in a kernel, `1 / scale` would be float64 and
+        k0, k1, threshold, row_step, scale, shift, _ = self._mask_scalars(mask, y.shape, y.shape[1], y.dtype)
+        # 1 / scale computed here, in y's dtype: in a kernel, `1 / scale` would be float64 and
         # promote the whole float32 loop to float64 (half the vector width plus conversions).
-        scalars = (*_selu_args(alpha, lam, y.dtype), k0, k1, threshold, row_step, scale, shift,
-                   y.dtype.type(1 / scale))
+        scalars = (*self._selu_scalars(alpha, lam, y.dtype), k0, k1, threshold, row_step, scale, shift,
+                   _inverse(mask.scale, y.dtype))
         return self._row_backward("bias_selu_dropout_backward", dy, y, scalars, dz, db)
 
     # ---- ReLU, bias add, residual sum ----------------------------------------------------------
@@ -462,6 +520,8 @@ class NumbaBackend(Backend):
     # ---- loss and optimizer -------------------------------------------------------------
     @staticmethod
     def _labels(labels, n: int) -> np.ndarray:
+        if type(labels) is np.ndarray and labels.dtype is _I64 and labels.shape == (n,) and labels.flags.c_contiguous:
+            return labels
         labels = np.asarray(labels)
         if labels.shape != (n,) or labels.dtype.kind not in "iu":
             raise ValueError(f"labels must be integers of shape ({n},), got {labels.dtype} {labels.shape}")
@@ -485,30 +545,30 @@ class NumbaBackend(Backend):
         dtype = _float_dtype(probs)
         target = _target(out, probs.shape, dtype)
         kernel = self._kernels["softmax_cross_entropy_backward", dtype]
-        bad_row = kernel(_contiguous(probs), self._labels(labels, len(probs)), dtype.type(1.0 / len(probs)), target)
+        bad_row = kernel(_contiguous(probs), self._labels(labels, len(probs)), *self._floats(dtype, 1.0 / len(probs)),
+                         target)
         if bad_row >= 0:
             raise ValueError(f"label {labels[bad_row]} in row {bad_row} is outside [0, {probs.shape[1]})")
         return _deliver(target, out)
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-        arrays = (param, grad) if momentum == 0.0 else (param, grad, velocity)
-        dtype = _float_dtype(*arrays)
-        _check_same_shape(("param", "grad", "velocity"), *arrays)
-        updated = (param,) if momentum == 0.0 else (param, velocity)
-        if not all(a.flags.c_contiguous and a.flags.writeable for a in updated):
-            raise ValueError("sgd_update updates param and velocity in place: they must be C-contiguous and writeable")
-        scalar = dtype.type
         if momentum == 0.0:
-            self._kernels["sgd_update", dtype](_flat(param), _flat(_contiguous(grad)), scalar(lr), scalar(weight_decay))
+            dtype = _float_dtype(param, grad)
+            _check_same_shape(("param", "grad"), param, grad)
+            _check_updatable("sgd_update", "param", param)
+            self._kernels["sgd_update", dtype](param.ravel(), _flat(_contiguous(grad)),
+                                               *self._floats(dtype, lr, weight_decay))
         else:
-            self._kernels["sgd_update_momentum", dtype](_flat(param), _flat(_contiguous(grad)), _flat(velocity),
-                                                        scalar(lr), scalar(momentum), scalar(weight_decay),
+            dtype = _float_dtype(param, grad, velocity)
+            _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
+            _check_updatable("sgd_update", "param", param, "velocity", velocity)
+            self._kernels["sgd_update_momentum", dtype](param.ravel(), _flat(_contiguous(grad)), velocity.ravel(),
+                                                        *self._floats(dtype, lr, momentum, weight_decay),
                                                         bool(nesterov))
 
     def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled):
         dtype = _float_dtype(param, grad, m, v)
         _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
-        if not all(a.flags.c_contiguous and a.flags.writeable for a in (param, m, v)):
-            raise ValueError("adam_update updates param, m and v in place: they must be C-contiguous and writeable")
+        _check_updatable("adam_update", "param", param, "m", m, "v", v)
         scalars = _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype)
         self._kernels["adam_update", dtype](_flat(param), _flat(_contiguous(grad)), _flat(m), _flat(v), *scalars)
