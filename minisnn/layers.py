@@ -150,12 +150,14 @@ class Layer:
 
     # ---- helpers ------------------------------------------------------------------------------
     def _workspace(self, name: str, shape: tuple[int, ...]):
-        """A preallocated work array of `shape`, reused while the shape stays the same."""
+        """A preallocated work array of `shape`: the first shape[0] rows of the largest one asked for
+        under this name (a C-contiguous view), so that alternating batch sizes (a short last
+        batch, evaluation batches) allocate nothing once each size has been seen."""
         buf = self._work.get(name)
-        if buf is None or buf.shape != shape:
+        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0]:
             buf = self.backend.empty(shape)
             self._work[name] = buf
-        return buf
+        return buf if buf.shape == shape else buf[: shape[0]]
 
     def _pop_cache(self):
         if self._cache is None:

@@ -159,7 +159,23 @@ def test_buffers_are_reused_across_steps_and_grads_preallocated(be64):
     y2 = layer.forward(be64.asarray(_inputs(seed=1)))
     layer.backward(be64.asarray(np.ones((6, 5))))
     assert y1 is y2 and layer.grads["W"] is grad_w
-    assert layer.forward(be64.asarray(_inputs((4, 9)))).shape == (4, 5)  # a new batch size reallocates
+    smaller = layer.forward(be64.asarray(_inputs((4, 9))))  # a smaller batch: the first rows, no allocation
+    assert smaller.shape == (4, 5) and smaller.flags.c_contiguous and np.shares_memory(smaller, y1)
+    larger = layer.forward(be64.asarray(_inputs((8, 9))))  # a larger one: a new array, then reused
+    assert larger.shape == (8, 5) and not np.shares_memory(larger, y1)
+    assert np.shares_memory(layer.forward(be64.asarray(_inputs((6, 9)))), larger)
+
+
+def test_every_method_gives_the_same_outputs_whatever_batch_sizes_came_before(be64):
+    from minisnn.methods import METHODS, build_model
+
+    x = _inputs((10, 9), seed=3)
+    for method in METHODS:
+        fresh = build_model(method, 9, 3, depth=2, width=8, backend=be64, seed=1)
+        used = build_model(method, 9, 3, depth=2, width=8, backend=be64, seed=1)
+        used.forward(be64.asarray(_inputs((16, 9))), train=False)  # the workspaces grow to 16 rows
+        np.testing.assert_allclose(used.logits(x, batch_size=4), fresh.logits(x, batch_size=10), rtol=1e-12,
+                                   atol=1e-12, err_msg=method)
 
 
 def test_backward_never_writes_into_dy_and_needs_a_forward(be64):
