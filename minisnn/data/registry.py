@@ -24,7 +24,8 @@ SPEC_FORMS = (
 TOX21_FILES = tuple(f"tox21_{kind}_{split}.csv.gz" for kind in ("dense", "labels") for split in ("train", "test"))
 
 
-def _uci_folder(name: str, root: str | os.PathLike | None) -> Path:
+def uci_folder(name: str, root: str | os.PathLike | None) -> Path:
+    """data_root(root)/uci/NAME, which must hold NAME.txt (DataNotFound lists what is there)."""
     uci_root = data_root(root) / "uci"
     folder = uci_root / name
     if not (folder / f"{name}.txt").is_file():
@@ -79,7 +80,7 @@ def load_dataset(
     if lowered in ("mnist", "fashion-mnist"):
         return read_idx_dataset(ensure_dataset(lowered, root, download), name=lowered)
     if lowered.startswith("uci:"):
-        return read_uci(_uci_folder(name[4:], root))
+        return read_uci(uci_folder(name[4:], root))
     if lowered == "tox21" or lowered.startswith("tox21:"):
         return read_tox21(tox21_folder(root), task=name[6:] or None)
     if path.is_dir() and (path / f"{path.name}.txt").is_file():

@@ -22,17 +22,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..data.download import REMOTE_DATASETS, ensure_dataset
-from ..data.errors import DataNotFound
-from ..data.locations import data_root
 from ..data.preprocessing import Standardizer, stratified_kfold_indices, stratified_split
-from ..data.registry import load_dataset, tox21_folder
+from ..data.registry import load_dataset, tox21_folder, uci_folder
 from ..data.tox21 import read_tox21_tables
-from ..data.uci import N_FOLDS, list_uci_datasets, read_uci
+from ..data.uci import N_FOLDS, read_uci
 from ..tasks import ClassificationTask, MultiTaskBinaryTask, Task
 
 PROTOCOLS = ("uci", "kfold", "holdout")
@@ -87,16 +84,6 @@ def scale_check(x_train: np.ndarray, x_test: np.ndarray) -> dict:
     return {"max_mean_shift_sd": round(float(shift.max()), 6), "feature": worst,
             "std_ratio_min": round(float(ratio.min()), 6), "std_ratio_max": round(float(ratio.max()), 6),
             "mismatch": mismatch}
-
-
-def uci_folder(name: str, root: str | os.PathLike | None) -> Path:
-    """data_root(root)/uci/NAME, which must hold NAME.txt."""
-    uci_root = data_root(root) / "uci"
-    folder = uci_root / name
-    if not (folder / f"{name}.txt").is_file():
-        present = ", ".join(list_uci_datasets(uci_root)) or "none"
-        raise DataNotFound(folder, f"no UCI data set {name!r} here (data sets under {uci_root}: {present})")
-    return folder
 
 
 @functools.lru_cache(maxsize=8)
