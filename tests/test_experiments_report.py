@@ -114,6 +114,28 @@ def test_report_files(tmp_path):
     assert names == ["curves.png", "paper.png", "ranks.csv", "ranks.png", "report.md", "selected.csv"]
 
 
+def test_paired_wilcoxon_over_folds_against_the_best_method(tmp_path):
+    pytest.importorskip("scipy")
+    from scipy.stats import wilcoxon
+
+    from minisnn.experiments.report import paired_rows
+
+    snn = [0.99, 0.98, 0.97, 0.99, 0.96, 0.98]
+    msra = [0.97, 0.975, 0.95, 0.96, 0.955, 0.94]
+    records = [_record(f"s{f}", "htru2", "snn", v, fold=f) for f, v in enumerate(snn)]
+    records += [_record(f"m{f}", "htru2", "msra", v, fold=f) for f, v in reversed(list(enumerate(msra)))]
+    records += [_record("u", "uci:x", "snn", 0.9), _record("v", "uci:x", "msra", 0.8)]  # one fold: no row
+    header, rows = paired_rows(collect(records))
+    table = {row[1]: dict(zip(header, row)) for row in rows}
+    assert [row[0] for row in rows] == ["htru2", "htru2"] and table["snn"]["wilcoxon_p_vs_best"] == "best"
+    assert table["msra"]["mean"] == f"{np.mean(msra):.4f}" and table["msra"]["groups"] == 6
+    expected = wilcoxon(snn, msra).pvalue  # paired by fold although msra's records came in reverse order
+    assert float(table["msra"]["wilcoxon_p_vs_best"]) == pytest.approx(expected, abs=1e-4)
+    written = write_report(records, tmp_path, {}, figures=False)
+    assert "paired.csv" in [p.name for p in written]
+    assert "paired over folds and repetitions" in (tmp_path / "report.md").read_text()
+
+
 # ---- the commands ----------------------------------------------------------------------------
 def _run_args(root, store, *extra):
     return ["experiment", "run", "--data", "uci:toy,uci:other", "--methods", "snn,msra", "--grid", "tiny",

@@ -4,8 +4,9 @@ For every selection group (selection.group_of: data set, method, protocol with i
 repetition) the winning trial is chosen (selection.select); a data set's result for a method is
 the mean (and standard deviation) of the winners' test values over its groups (the 10 folds of
 HTRU2, repetitions). Methods are ranked on the data sets every reported method has a result for;
-the Friedman test and Wilcoxon tests against the best method follow (stats). Written to a folder:
-report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the smoothed
+the Friedman test and Wilcoxon tests against the best method follow (stats); a data set with
+several groups per method (folds, repetitions) also gets a paired Wilcoxon test over its groups
+against its best method (paired.csv). Written to a folder: report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the smoothed
 validation curves of the selected trials) and paper.png (minisnn against the paper per data set).
 """
 
@@ -155,7 +156,55 @@ def markdown(results, comparison: Comparison, paper) -> str:
         lines += ["", f"Friedman chi-square {f.statistic:.3f} with {f.df} degrees of freedom, p = {f.p_value:.3g}."]
     if comparison.note:
         lines += ["", comparison.note + "."]
+    header, rows = paired_rows(results)
+    if rows:
+        lines += ["", "## Per data set, paired over folds and repetitions", "",
+                  "Mean and standard deviation of the test values over the selection groups (folds, "
+                  "repetitions); p: the paired Wilcoxon signed-rank test of each method's values against "
+                  "those of the best method of the data set, paired by fold and repetition.", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def _values_by_group(result: Result) -> dict[str, float]:
+    """The test value of each selection group of a result, keyed by its protocol and repetition."""
+    return {json.dumps([r["spec"]["protocol"], r["spec"].get("repetition", 0)], sort_keys=True): value
+            for r, value in zip(result.selected, result.values)}
+
+
+def paired_rows(results) -> tuple[list[str], list[list[Any]]]:
+    """Per data set with at least 2 selection groups for every method (HTRU2's 10 folds, Tox21's
+    repetitions): each method's mean and standard deviation, and the p-value of the paired Wilcoxon
+    test against the method with the best mean ('best'; empty where SciPy is missing or all pairs
+    are equal), methods in order of their means."""
+    header = ["dataset", "method", "metric", "mean", "std", "groups", "wilcoxon_p_vs_best"]
+    by_dataset: dict[str, dict[str, Result]] = defaultdict(dict)
+    for (dataset, method), result in results.items():
+        by_dataset[dataset][method] = result
+    rows = []
+    for dataset, methods in by_dataset.items():
+        if len(methods) < 2 or any(len(r.values) < 2 for r in methods.values()):
+            continue
+        order = sorted(methods, key=lambda m: -methods[m].mean if math.isfinite(methods[m].mean) else math.inf)
+        best = _values_by_group(methods[order[0]])
+        for method in order:
+            result = methods[method]
+            p = "best" if method == order[0] else _paired_p(best, _values_by_group(result))
+            rows.append([dataset, method, result.metric, _fmt(result.mean), _fmt(result.std), len(result.values), p])
+    return header, rows
+
+
+def _paired_p(best: dict[str, float], other: dict[str, float]) -> str:
+    shared = sorted(set(best) & set(other))
+    pairs = np.array([[best[key], other[key]] for key in shared]).reshape(-1, 2)  # (groups, 2)
+    if len(pairs) < 2 or not np.isfinite(pairs).all() or np.all(pairs[:, 0] == pairs[:, 1]):
+        return ""
+    try:
+        from scipy.stats import wilcoxon
+    except ImportError:
+        return ""
+    return _fmt(float(wilcoxon(pairs[:, 0], pairs[:, 1]).pvalue), 4)
 
 
 def _figures(folder: Path, results, comparison: Comparison, paper) -> list[Path]:
@@ -231,6 +280,10 @@ def write_report(records: list[dict[str, Any]], folder: str | os.PathLike, paper
                  for m, r in zip(comparison.methods, comparison.average_ranks)]
     ranks_text = _csv_text(["method", "average_rank", "minus_expected", "wilcoxon_p_vs_best"], rank_rows)
     written.append(write_atomically(folder / "ranks.csv", lambda h: h.write(ranks_text), binary=False))
+    paired = paired_rows(results)
+    if paired[1]:
+        paired_text = _csv_text(*paired)
+        written.append(write_atomically(folder / "paired.csv", lambda h: h.write(paired_text), binary=False))
     if figures:
         written += _figures(folder, results, comparison, paper)
     return written
