@@ -136,6 +136,27 @@ def test_paired_wilcoxon_over_folds_against_the_best_method(tmp_path):
     assert "paired over folds and repetitions" in (tmp_path / "report.md").read_text()
 
 
+def test_the_papers_ranks_on_the_same_data_sets_and_the_side_by_side_table(tmp_path):
+    from minisnn.experiments.report import paper_comparison, side_by_side_rows
+
+    records = [_record("a", "uci:x", "snn", 0.9), _record("b", "uci:x", "msra", 0.6),
+               _record("c", "uci:y", "snn", 0.5), _record("d", "uci:y", "msra", 0.7)]
+    paper = {("uci:x", "snn"): 0.8, ("uci:x", "msra"): 0.7, ("uci:y", "snn"): 0.9, ("uci:y", "msra"): 0.6,
+             ("uci:z", "snn"): 0.5}
+    results = collect(records)
+    theirs = paper_comparison(compare(results), paper)
+    assert theirs.methods == ["msra", "snn"] and list(theirs.average_ranks) == [2.0, 1.0]  # snn wins both
+    assert paper_comparison(compare(results), {k: v for k, v in paper.items() if k != ("uci:y", "msra")}) is None
+    header, rows = side_by_side_rows(results, paper)
+    assert header == ["dataset", "msra minisnn", "msra paper", "snn minisnn", "snn paper"]
+    assert rows == [["uci:x", "0.6000", "0.7000", "0.9000", "0.8000"], ["uci:y", "0.7000", "0.6000", "0.5000", "0.9000"]]
+    write_report(records, tmp_path, paper, figures=False)
+    with open(tmp_path / "ranks.csv", newline="") as handle:
+        ranks_csv = {r["method"]: r for r in csv.DictReader(handle)}
+    assert ranks_csv["snn"]["paper_average_rank"] == "1.0000" and ranks_csv["snn"]["paper_minus_expected"] == "-0.5000"
+    assert "Side by side with the paper" in (tmp_path / "report.md").read_text()
+
+
 # ---- the commands ----------------------------------------------------------------------------
 def _run_args(root, store, *extra):
     return ["experiment", "run", "--data", "uci:toy,uci:other", "--methods", "snn,msra", "--grid", "tiny",

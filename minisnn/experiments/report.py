@@ -6,7 +6,8 @@ the mean (and standard deviation) of the winners' test values over its groups (t
 HTRU2, repetitions). Methods are ranked on the data sets every reported method has a result for;
 the Friedman test and Wilcoxon tests against the best method follow (stats); a data set with
 several groups per method (folds, repetitions) also gets a paired Wilcoxon test over its groups
-against its best method (paired.csv). Written to a folder: report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the smoothed
+against its best method (paired.csv); with the paper's values for every compared data set and
+method, the same ranks and Friedman test of the paper's numbers on those data sets. Written to a folder: report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the smoothed
 validation curves of the selected trials) and paper.png (minisnn against the paper per data set).
 """
 
@@ -145,15 +146,31 @@ def markdown(results, comparison: Comparison, paper) -> str:
         lines += ["", f"Test file on another scale than the training file: {', '.join(mismatched)}."]
     lines += ["", "## Ranks", "", f"Over {len(comparison.datasets)} data sets with a result for every method "
               f"({', '.join(comparison.methods)}); rank 1 is best.", ""]
+    theirs = paper_comparison(comparison, paper)
     if comparison.datasets:
         expected = (len(comparison.methods) + 1) / 2
-        lines += ["| method | average rank | minus expected | Wilcoxon p vs best |", "|---|---|---|---|"]
-        for method, rank in sorted(zip(comparison.methods, comparison.average_ranks), key=lambda pair: pair[1]):
+        extra = " paper's average rank, same data sets | paper minus expected |" if theirs else ""
+        lines += ["| method | average rank | minus expected | Wilcoxon p vs best |" + extra,
+                  "|---|---|---|---|" + ("---|---|" if theirs else "")]
+        for j in np.argsort(comparison.average_ranks, kind="stable"):
+            method, rank = comparison.methods[j], comparison.average_ranks[j]
             p = "best" if method == comparison.best else _fmt((comparison.wilcoxon or {}).get(method), 3)
-            lines.append(f"| {method} | {rank:.4f} | {rank - expected:+.4f} | {p} |")
+            paper_cells = (f" {theirs.average_ranks[j]:.4f} | {theirs.average_ranks[j] - expected:+.4f} |"
+                           if theirs else "")
+            lines.append(f"| {method} | {rank:.4f} | {rank - expected:+.4f} | {p} |" + paper_cells)
     if comparison.friedman is not None:
         f = comparison.friedman
         lines += ["", f"Friedman chi-square {f.statistic:.3f} with {f.df} degrees of freedom, p = {f.p_value:.3g}."]
+    if theirs is not None and theirs.friedman is not None:
+        f = theirs.friedman
+        lines += ["", f"The paper's accuracies on the same {len(theirs.datasets)} data sets: Friedman chi-square "
+                  f"{f.statistic:.3f}, p = {f.p_value:.3g}; best by average rank: {theirs.best}."]
+    header, rows = side_by_side_rows(results, paper)
+    if rows:
+        lines += ["", "## Side by side with the paper", "",
+                  "Each method's test value (mean over folds and repetitions), then the paper's.", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     if comparison.note:
         lines += ["", comparison.note + "."]
     header, rows = paired_rows(results)
@@ -165,6 +182,31 @@ def markdown(results, comparison: Comparison, paper) -> str:
                   "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def paper_comparison(comparison: Comparison, paper: dict[tuple[str, str], float]) -> Comparison | None:
+    """The same rank analysis on the paper's values for the data sets and methods of `comparison`
+    (None unless the paper has a value for every one of them)."""
+    keys = [(d, m) for d in comparison.datasets for m in comparison.methods]
+    if not keys or any(key not in paper for key in keys):
+        return None
+    results = {key: Result(key[0], key[1], "paper", [paper[key]]) for key in keys}
+    return compare(results)
+
+
+def side_by_side_rows(results, paper: dict[tuple[str, str], float]) -> tuple[list[str], list[list[Any]]]:
+    """Per data set with a paper value: every method's test value and the paper's, side by side."""
+    methods = sorted({method for _, method in results})
+    datasets = sorted({d for d, _ in results if any((d, m) in paper for m in methods)})
+    header = ["dataset"] + [f"{m} {who}" for m in methods for who in ("minisnn", "paper")]
+    rows = []
+    for dataset in datasets:
+        row = [dataset]
+        for method in methods:
+            result = results.get((dataset, method))
+            row += [_fmt(None if result is None else result.mean), _fmt(paper.get((dataset, method)))]
+        rows.append(row)
+    return header, rows
 
 
 def _values_by_group(result: Result) -> dict[str, float]:
@@ -275,10 +317,14 @@ def write_report(records: list[dict[str, Any]], folder: str | os.PathLike, paper
     text = _csv_text(*selected_rows(results, paper))
     written.append(write_atomically(folder / "selected.csv", lambda h: h.write(text), binary=False))
     expected = (len(comparison.methods) + 1) / 2
+    theirs = paper_comparison(comparison, paper)
     rank_rows = [[m, _fmt(r), _fmt(r - expected),
-                  "best" if m == comparison.best else _fmt((comparison.wilcoxon or {}).get(m), 6)]
-                 for m, r in zip(comparison.methods, comparison.average_ranks)]
-    ranks_text = _csv_text(["method", "average_rank", "minus_expected", "wilcoxon_p_vs_best"], rank_rows)
+                  "best" if m == comparison.best else _fmt((comparison.wilcoxon or {}).get(m), 6),
+                  _fmt(None if theirs is None else theirs.average_ranks[j]),
+                  _fmt(None if theirs is None else theirs.average_ranks[j] - expected)]
+                 for j, (m, r) in enumerate(zip(comparison.methods, comparison.average_ranks))]
+    ranks_text = _csv_text(["method", "average_rank", "minus_expected", "wilcoxon_p_vs_best",
+                            "paper_average_rank", "paper_minus_expected"], rank_rows)
     written.append(write_atomically(folder / "ranks.csv", lambda h: h.write(ranks_text), binary=False))
     paired = paired_rows(results)
     if paired[1]:
