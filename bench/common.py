@@ -66,12 +66,14 @@ def environment() -> dict[str, Any]:
     """The machine, library versions and thread settings a result was measured with."""
     from minisnn.commands.info import blas_info, numba_info
 
-    env_vars = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE")
+    env_vars = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME",
+                "NUMBA_CPU_FEATURES")
     return {
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cpu_model(),
+        "isa": isa_flags(),  # what the CPU has; NUMBA_CPU_NAME (environment below) restricts the Numba kernels
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "numba": numba_info(),
@@ -79,6 +81,22 @@ def environment() -> dict[str, Any]:
         "environment": {name: os.environ[name] for name in env_vars if name in os.environ},
         "load_average": os.getloadavg(),
     }
+
+
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+
+
+def isa_flags() -> dict[str, bool]:
+    """The vector instruction sets the CPU reports (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return {flag: flag in flags for flag in ISA_FLAGS}
+    except OSError:
+        pass
+    return {}
 
 
 def _cpu_model() -> str:

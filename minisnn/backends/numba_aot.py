@@ -7,7 +7,7 @@ CPython extension module with numba.pycc, for this machine's CPU; later processe
 module and never import Numba. The build runs in a child process (so its memory is not this
 process's) and the module is moved into place atomically. Its file name carries a key over the
 kernels' source (and the hash constants of minisnn.rng), the versions of Python, NumPy, Numba and
-llvmlite, and the CPU, so any change builds a new one. Where the build fails (no C compiler, a Numba without pycc), the reason is
+llvmlite, and the CPU (and $NUMBA_CPU_NAME, the target), so any change builds a new one. Where the build fails (no C compiler, a Numba without pycc), the reason is
 written next to where the module would be, and the backend jits its kernels instead.
 
     python -m minisnn.backends.numba_aot          # build (or find) the module; print its path
@@ -54,6 +54,12 @@ def _cpu_identity() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
+def _target_cpu() -> str:
+    """The CPU the kernels are compiled for: $NUMBA_CPU_NAME as Numba's JIT reads it (e.g.
+    "haswell" builds the AVX2 kernels on an AVX-512 machine, to measure them), else this machine's."""
+    return os.environ.get("NUMBA_CPU_NAME", "").strip() or "host"
+
+
 def module_name() -> str:
     """The extension module's name: a key over everything the compiled code depends on."""
     here = Path(__file__).parent
@@ -62,7 +68,7 @@ def module_name() -> str:
         key.update(source.read_bytes())
     versions = [sys.version, sys.platform, np.__version__]
     versions += [importlib.metadata.version(package) for package in ("numba", "llvmlite")]
-    key.update(repr((versions, _cpu_identity())).encode())
+    key.update(repr((versions, _cpu_identity(), _target_cpu())).encode())
     return f"minisnn_numba_kernels_{key.hexdigest()[:16]}"
 
 
@@ -141,7 +147,6 @@ def build(directory: Path, name: str) -> Path:
     """Compile every kernel in both dtypes into `directory`/`name`<suffix>, atomically."""
     import warnings
 
-    import llvmlite.binding as llvm
     from numba.core.errors import NumbaPendingDeprecationWarning
 
     from .numba_kernels import KERNELS
@@ -153,7 +158,7 @@ def build(directory: Path, name: str) -> Path:
         with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as scratch:
             cc = CC(name)
             cc.output_dir = scratch
-            cc.target_cpu = llvm.get_host_cpu_name()  # the vector width of this machine, as the JIT has
+            cc.target_cpu = _target_cpu()  # "host": this machine's vector width, as the JIT has
             cc.verbose = False
             for kernel_name, (kernel, signature) in KERNELS.items():
                 arity = len(inspect.signature(kernel.py_func).parameters)

@@ -22,6 +22,11 @@ Speed comes from four things:
 - In place: LLVM guards each vectorized loop with a runtime overlap check that rejects
   out-is-input, which would send the layers' in-place calls (out=z) to the scalar loop (20x
   slower); kernels test `_same_data` and then loop over the one array.
+- Unconditional loads: a kernel computes an element's kept value before the keep select
+  (`v = scale * x[r, c] + shift; out[r, c] = v if kept else dropped`). Written inside the
+  select, the load of x happens only for kept elements, LLVM cannot prove it safe to speculate
+  and emits a masked load: free with AVX-512's mask registers, but an AVX2 vmaskmovps made alpha
+  dropout 3x slower (0.32 -> 1.05 of copy at 4096^2 with the Haswell target).
 - Fusion: bias + SELU (+ alpha dropout) in one pass, SELU backward from the output, and the
   bias-gradient column sum accumulated in the same pass that writes dz.
 
@@ -259,12 +264,12 @@ def alpha_dropout_forward_kernel(x, k0, k1, threshold, row_step, scale, shift, d
         base = np.uint32(r * row_step)
         if in_place:
             for c in range(d):
-                kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
-                x[r, c] = scale * x[r, c] + shift if kept else dropped
+                v = scale * x[r, c] + shift  # loaded whether kept or not: see "Unconditional loads"
+                x[r, c] = v if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
         else:
             for c in range(d):
-                kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
-                out[r, c] = scale * x[r, c] + shift if kept else dropped
+                v = scale * x[r, c] + shift
+                out[r, c] = v if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
 
 
 @_kernel(parallel=True)
@@ -273,8 +278,8 @@ def alpha_dropout_forward_parallel_kernel(x, k0, k1, threshold, row_step, scale,
     for r in prange(rows):
         base = np.uint32(r * row_step)
         for c in range(d):
-            kept = _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold)
-            out[r, c] = scale * x[r, c] + shift if kept else dropped
+            v = scale * x[r, c] + shift
+            out[r, c] = v if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
 
 
 @_kernel
@@ -303,10 +308,12 @@ def alpha_dropout_backward_kernel(dy, k0, k1, threshold, row_step, scale, out):
         base = np.uint32(r * row_step)
         if in_place:
             for c in range(d):
-                dy[r, c] = scale * dy[r, c] if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
+                g = scale * dy[r, c]
+                dy[r, c] = g if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
         else:
             for c in range(d):
-                out[r, c] = scale * dy[r, c] if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
+                g = scale * dy[r, c]
+                out[r, c] = g if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else zero
 
 
 # ---- row kernels over (N, D) arrays ---------------------------------------------------------
@@ -332,12 +339,12 @@ def bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, ro
         base = np.uint32(r * row_step)
         if in_place:
             for c in range(d):
-                y = _selu(z[r, c] + b[c], lam, lam_alpha)
-                z[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+                y = scale * _selu(z[r, c] + b[c], lam, lam_alpha) + shift
+                z[r, c] = y if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
         else:
             for c in range(d):
-                y = _selu(z[r, c] + b[c], lam, lam_alpha)
-                out[r, c] = scale * y + shift if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
+                y = scale * _selu(z[r, c] + b[c], lam, lam_alpha) + shift
+                out[r, c] = y if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
 
 
 @_kernel
