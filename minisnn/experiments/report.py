@@ -7,8 +7,10 @@ HTRU2, repetitions). Methods are ranked on the data sets every reported method h
 the Friedman test and Wilcoxon tests against the best method follow (stats); a data set with
 several groups per method (folds, repetitions) also gets a paired Wilcoxon test over its groups
 against its best method (paired.csv); with the paper's values for every compared data set and
-method, the same ranks and Friedman test of the paper's numbers on those data sets. Written to a folder: report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the smoothed
-validation curves of the selected trials) and paper.png (minisnn against the paper per data set).
+method, the same ranks and Friedman test of the paper's numbers on those data sets. Written to a
+folder: report.md, selected.csv, ranks.csv and, with matplotlib, ranks.png, curves.png (the
+smoothed validation curves of the selected trials) and paper.png (minisnn against the paper per
+data set).
 """
 
 from __future__ import annotations
