@@ -225,26 +225,26 @@ def write_csv(results: dict, path: str | os.PathLike) -> None:
 
 
 def summary_table(results: dict) -> str:
-    """A Markdown table per network: epochs, first and last epoch loss, and the roughness of the
-    curve (standard deviation of the epoch-to-epoch changes, and of the step losses around their
-    moving average of one epoch)."""
+    """A Markdown table per network: epochs, first, last and lowest epoch loss, and how rough the
+    curve is: epochs whose loss rose over the epoch before, and the relative noise of the step
+    losses (standard deviation of step loss / its moving average over one epoch - 1)."""
     steps = results["data"]["steps_per_epoch"]
-    lines = ["| network | epochs | loss epoch 1 | last loss | min loss | sd of epoch-to-epoch change | "
-             "sd of step loss around its 1-epoch moving average |", "|---|---|---|---|---|---|---|"]
+    lines = ["| network | epochs | loss epoch 1 | last loss | lowest loss | epochs with a rise | "
+             "relative step noise |", "|---|---|---|---|---|---|---|"]
     for curve in results["curves"].values():
         losses, step = np.asarray(curve["epoch_loss"]), np.asarray(curve["step_loss"])  # (E,), (E * steps,)
         if len(losses) == 0:
             continue
-        change = f"{np.std(np.diff(losses)):.4f}" if len(losses) > 2 else "-"
+        rises = int(np.sum(np.diff(losses) > 0))
         if len(step) >= 2 * steps:
             smooth = np.convolve(step, np.ones(steps) / steps, mode="valid")  # (len - steps + 1,)
-            noise = f"{np.std(step[steps - 1:] - smooth):.4f}"
+            noise = f"{np.std(step[steps - 1:] / smooth - 1):.3f}"
         else:
             noise = "-"
         label = f"{LABELS.get(curve['method'], curve['method'])}, {curve['depth']} layers"
         note = " (diverged)" if curve["diverged"] else ""
         lines.append(f"| {label}{note} | {len(losses)} | {losses[0]:.4f} | {losses[-1]:.4f} | {losses.min():.4f} "
-                     f"| {change} | {noise} |")
+                     f"| {rises} | {noise} |")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from minisnn.cli import main
 from minisnn.data import make_synthetic
-from minisnn.figure1 import Figure1Setting, prepare_data, run_figure1
+from minisnn.figure1 import Figure1Setting, prepare_data, run_figure1, summary_table
 
 SETTING = Figure1Setting(data="synthetic", samples=512, depths=(2, 3), width=24, batch_size=64, lr_sum=1e-3)
 
@@ -28,6 +28,9 @@ def test_curves_have_one_loss_per_step_and_epoch_on_standardized_rows(tmp_path):
         assert np.allclose(curve["epoch_loss"], steps.mean(axis=1)) and np.isfinite(steps).all()
         assert curve["epoch_loss"][-1] < curve["epoch_loss"][0]  # SGD lowers the training loss
     assert json.loads((tmp_path / "figure1.json").read_text())["curves"] == results["curves"]
+    rows = summary_table(results).splitlines()[2:]
+    snn2 = results["curves"]["snn-2"]["epoch_loss"]
+    assert len(rows) == 4 and rows[0].startswith("| SNN (SELU), 2 layers | 3 | " + f"{snn2[0]:.4f} | {snn2[-1]:.4f} |")
 
 
 def test_a_resumed_run_continues_the_curves_of_an_uninterrupted_one(tmp_path):
