@@ -16,9 +16,10 @@ from ..callbacks import Checkpoint, EarlyStopping
 from ..checkpoint import load_training_state, save_checkpoint
 from ..data import ArrayDataset, BatchIterator, DataError, Standardizer, load_dataset, make_synthetic, stratified_split
 from ..data.ranges import check_magnitude, feature_limit, target_limit
-from ..data.registry import file_kind, tox21_folder
+from ..data.registry import file_kind, tox21_source
 from ..data.tabular import load_npz, npz_features
-from ..data.tox21 import read_tox21_tables
+from ..data.tox21 import SPLITS as TOX21_SPLITS
+from ..data.tox21 import read_tox21_smiles, read_tox21_tables, split_molecules
 from ..files import check_writable, write_atomically
 from ..init import INITIALIZERS
 from ..methods import METHODS, ORDERS, RESNET_SHAPES, build_model
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     data.add_argument("--task", choices=tuple(TASKS), default=None,
                       help="classification (softmax); multitask (binary tasks with missing labels: tox21, or an "
                       ".npz whose y is (N, T) of 0, 1, NaN); regression (float targets: an .npz with x and y). "
-                      "Default: multitask for tox21, classification otherwise")
+                      "Default: multitask for tox21 (tox21:random, tox21:scaffold), classification otherwise")
     data.add_argument("--no-standardize", dest="standardize", action="store_false",
                       help="keep the features as read (default: zero mean, unit variance per feature with "
                       "statistics of the training split only, stored in the checkpoint; the synthetic data "
@@ -160,9 +161,40 @@ class TaskData:
         return lambda row: self.origin(split, row)
 
 
+TOX21_MULTITASK = ("tox21",) + tuple(f"tox21:{split}" for split in TOX21_SPLITS)
+
+
 def default_task(spec: str) -> str:
     """The task a data set is trained for unless --task says otherwise."""
-    return "multitask" if spec.strip().lower() == "tox21" else "classification"
+    return "multitask" if spec.strip().lower() in TOX21_MULTITASK else "classification"
+
+
+def tox21_task_data(spec: str, root, holdout: float, seed: int) -> TaskData:
+    """All Tox21 tasks: the DeepTox files with their split, else the SMILES file with RDKit
+    features and a test split of `holdout` drawn at random with `seed` (tox21, tox21:random) or
+    by scaffold (tox21:scaffold). What featurizing skipped is reported on stderr."""
+    kind, where = tox21_source(root)
+    split = spec.lower().partition(":")[2]
+    if kind == "deeptox":
+        if split:
+            raise ValueError(f"--data {spec}: the DeepTox files in {where} have their own split; use --data tox21")
+        tables = read_tox21_tables(where)
+        task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
+        return TaskData("tox21", task, tables.train.x, task.targets_with_missing(tables.train.labels, tables.train.mask),
+                        tables.test.x, task.targets_with_missing(tables.test.labels, tables.test.mask),
+                        lambda part, row: f"{where / f'tox21_dense_{part}.csv.gz'}, data row {row + 1}",
+                        tables.feature_names)
+    data = read_tox21_smiles(where)
+    for line in data.report():
+        print(f"tox21: {line}", file=sys.stderr)
+    task = MultiTaskBinaryTask(len(data.task_names), data.task_names)
+    train = test = np.arange(len(data.x))  # (N,)
+    if holdout > 0:
+        train, test = split_molecules(data, split or "random", holdout, seed)
+    lines = {"train": data.lines[train], "test": data.lines[test]}
+    return TaskData("tox21", task, data.x[train], data.targets[train], data.x[test] if holdout > 0 else None,
+                    data.targets[test] if holdout > 0 else None,
+                    lambda part, row: f"{where}, line {lines[part][row]}", data.feature_names)
 
 
 def data_spec(spec: str) -> str:
@@ -234,14 +266,8 @@ def load_task_data(args, kind: str, holdout: float, seed: int, dtype="float64", 
             spec, root=args.data_root, label_column=args.label_column, n_classes=n_classes, class_labels=class_labels)
         out = TaskData(data.name, ClassificationTask(data.n_classes), data.x_train, data.y_train, data.x_test,
                        data.y_test, data.origin, data.feature_names, data.class_labels)
-    elif kind == "multitask" and spec.lower() == "tox21":
-        folder = tox21_folder(args.data_root)
-        tables = read_tox21_tables(folder)
-        task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
-        out = TaskData("tox21", task, tables.train.x, task.targets_with_missing(tables.train.labels, tables.train.mask),
-                       tables.test.x, task.targets_with_missing(tables.test.labels, tables.test.mask),
-                       lambda split, row: f"{folder / f'tox21_dense_{split}.csv.gz'}, data row {row + 1}",
-                       tables.feature_names)
+    elif kind == "multitask" and spec.lower() in TOX21_MULTITASK:
+        out = tox21_task_data(spec, args.data_root, holdout, seed)
     elif file_kind(Path(spec)) == "npz":
         path = Path(spec).expanduser()
         x, y, x_test, y_test, x_key = _read_target_npz(path, args.label_column)

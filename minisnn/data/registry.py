@@ -14,7 +14,7 @@ from .labeled import LabeledData
 from .locations import data_root
 from .synthetic import make_synthetic
 from .tabular import read_csv_dataset, read_npz_dataset
-from .tox21 import read_tox21
+from .tox21 import SMILES_FILE, read_tox21, read_tox21_smiles_task
 from .uci import list_uci_datasets, read_uci
 
 SPEC_FORMS = (
@@ -41,6 +41,18 @@ def tox21_folder(root: str | os.PathLike | None) -> Path:
     if missing:
         raise DataNotFound(folder, f"Tox21 needs the DeepTox files {', '.join(missing)} in this folder")
     return folder
+
+
+def tox21_source(root: str | os.PathLike | None) -> tuple[str, Path]:
+    """("deeptox", the folder) when data_root(root)/tox21 holds the DeepTox files, else ("smiles",
+    the SMILES file tox21.csv there); DataNotFound names both forms."""
+    folder = data_root(root) / "tox21"
+    if all((folder / name).is_file() for name in TOX21_FILES):
+        return "deeptox", folder
+    if (folder / SMILES_FILE).is_file():
+        return "smiles", folder / SMILES_FILE
+    raise DataNotFound(folder, f"Tox21 needs the DeepTox files {', '.join(TOX21_FILES)}, or the SMILES file "
+                       f"{SMILES_FILE} (MoleculeNet's, features computed with RDKit), in this folder")
 
 
 def file_kind(path: Path) -> str | None:
@@ -82,7 +94,10 @@ def load_dataset(
     if lowered.startswith("uci:"):
         return read_uci(uci_folder(name[4:], root))
     if lowered == "tox21" or lowered.startswith("tox21:"):
-        return read_tox21(tox21_folder(root), task=name[6:] or None)
+        kind, where = tox21_source(root)
+        if kind == "deeptox":
+            return read_tox21(where, task=name[6:] or None)
+        return read_tox21_smiles_task(where, task=name[6:] or None)
     if path.is_dir() and (path / f"{path.name}.txt").is_file():
         return read_uci(path)
     if kind is not None:
@@ -124,5 +139,7 @@ def dataset_statuses(root: str | os.PathLike | None = None) -> list[DatasetStatu
         statuses.append(DatasetStatus("uci:NAME", False, str(uci_root), "place Fernandez-Delgado folders here"))
     tox21 = data_root(root) / "tox21"
     present = all((tox21 / name).is_file() for name in TOX21_FILES)
-    statuses.append(DatasetStatus("tox21", present, str(tox21), "" if present else "place the DeepTox files here"))
+    smiles = not present and (tox21 / SMILES_FILE).is_file()
+    note = "SMILES: features from RDKit" if smiles else "" if present else f"place the DeepTox files or {SMILES_FILE} here"
+    statuses.append(DatasetStatus("tox21", present or smiles, str(tox21), note))
     return statuses

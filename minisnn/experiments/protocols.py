@@ -11,6 +11,11 @@
   (mod k), training on the rest.
 - {"name": "holdout", "val_fraction": 0.15}: the data set's own training and test parts (Tox21:
   all 12 tasks with missing labels); repetitions of a trial differ only in the model's seeds.
+  Tox21 from the SMILES file (no DeepTox files; minisnn.data.tox21) has no test part: the
+  protocol also takes "split" ("random", the default, or "scaffold"), "test_fraction" (0.1),
+  "seed" (0, of the random split) and the features "radius" (2), "bits" (2048) and
+  "descriptors" (true). The test molecules are drawn first, then the validation rows from the
+  rest by the same rule (scaffold: whole scaffold groups on each side).
 
 In "uci" and "holdout" the validation rows are a val_fraction of the training rows, stratified by
 class (a random subset for multi-task targets), drawn with the trial's split seed. The trial
@@ -27,8 +32,9 @@ import numpy as np
 
 from ..data.download import REMOTE_DATASETS, ensure_dataset
 from ..data.preprocessing import Standardizer, stratified_kfold_indices, stratified_split
-from ..data.registry import load_dataset, tox21_folder, uci_folder
-from ..data.tox21 import read_tox21_tables
+from ..data.molecules import FeatureSettings
+from ..data.registry import load_dataset, tox21_source, uci_folder
+from ..data.tox21 import read_tox21_smiles, read_tox21_tables, split_molecules
 from ..data.uci import N_FOLDS, read_uci
 from ..tasks import ClassificationTask, MultiTaskBinaryTask, Task
 
@@ -96,9 +102,18 @@ def _load_cached(dataset: str, root: str | None):
     return load_dataset(dataset, root, download=False)
 
 
+TOX21_SMILES_KEYS = ("split", "test_fraction", "seed", "radius", "bits", "descriptors")
+TOX21_TEST_FRACTION = 0.1
+
+
 @functools.lru_cache(maxsize=2)
-def _tox21_cached(root: str | None):
-    return read_tox21_tables(tox21_folder(root))
+def _tox21_cached(folder: str):
+    return read_tox21_tables(folder)
+
+
+@functools.lru_cache(maxsize=2)
+def _tox21_smiles_cached(path: str, settings: FeatureSettings):
+    return read_tox21_smiles(path, settings)
 
 
 def _check_keys(protocol: dict, allowed: tuple[str, ...]) -> None:
@@ -159,16 +174,42 @@ def _kfold(dataset: str, protocol: dict, root) -> Split:
     return Split(x[train], y[train], x[val], y[val], x[test], y[test], task, task.monitor, {})
 
 
-def _holdout_protocol(dataset: str, protocol: dict, root, seed: int) -> Split:
-    _check_keys(protocol, ("val_fraction",))
+def _tox21_smiles(path, protocol: dict, fraction: float, seed: int) -> Split:
+    """Tox21 from the SMILES file: test molecules, then validation rows, by the protocol's split."""
+    settings = FeatureSettings(protocol.get("radius", 2), protocol.get("bits", 2048), protocol.get("descriptors", True))
+    data = _tox21_smiles_cached(str(path), settings)
+    kind, test_fraction = protocol.get("split", "random"), protocol.get("test_fraction", TOX21_TEST_FRACTION)
+    if not 0 < fraction < 1 or not 0 < test_fraction < 1:
+        raise ValueError(f"val_fraction and test_fraction must lie in (0, 1), got {fraction} and {test_fraction}")
+    kept, test = split_molecules(data, kind, test_fraction, protocol.get("seed", 0))
+    train, val = split_molecules(data, kind, fraction, seed, rows=kept)
+    task = MultiTaskBinaryTask(len(data.task_names), data.task_names)
+    notes = {"source": "smiles", "split": kind, "features": settings.config(), "rdkit": data.features.rdkit,
+             "unparsed": len(data.features.unparsed), "report": data.report()}
+    y = data.targets  # (N, T), NaN where missing
+    return Split(data.x[train], y[train], data.x[val], y[val], data.x[test], y[test], task, task.monitor, notes)
+
+
+def _tox21_protocol(protocol: dict, root, seed: int) -> Split:
+    kind, where = tox21_source(root)
     fraction = protocol.get("val_fraction", VAL_FRACTION)
+    if kind == "smiles":
+        _check_keys(protocol, ("val_fraction",) + TOX21_SMILES_KEYS)
+        return _tox21_smiles(where, protocol, fraction, seed)
+    _check_keys(protocol, ("val_fraction",))
+    tables = _tox21_cached(str(where))
+    task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
+    y = task.targets_with_missing(tables.train.labels, tables.train.mask)  # (N, T)
+    y_test = task.targets_with_missing(tables.test.labels, tables.test.mask)  # (M, T)
+    return _holdout(tables.train.x, y, tables.test.x, y_test, task, task.monitor, fraction, seed, {})
+
+
+def _holdout_protocol(dataset: str, protocol: dict, root, seed: int) -> Split:
     root = None if root is None else str(root)
     if dataset.lower() == "tox21":
-        tables = _tox21_cached(root)
-        task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
-        y = task.targets_with_missing(tables.train.labels, tables.train.mask)  # (N, T)
-        y_test = task.targets_with_missing(tables.test.labels, tables.test.mask)  # (M, T)
-        return _holdout(tables.train.x, y, tables.test.x, y_test, task, task.monitor, fraction, seed, {})
+        return _tox21_protocol(protocol, root, seed)
+    _check_keys(protocol, ("val_fraction",))
+    fraction = protocol.get("val_fraction", VAL_FRACTION)
     data = _load_cached(dataset, root)
     if data.x_test is None:
         raise ValueError(f"{dataset} has no test split; use the kfold protocol")
