@@ -196,6 +196,18 @@ def test_train_and_evaluate_tox21_on_a_small_smiles_file(tmp_path, cache, capsys
     assert "roc_auc" in capsys.readouterr().out
 
 
+def test_registry_finds_the_smiles_file_and_names_both_forms(tmp_path):
+    from minisnn.data import DataNotFound
+    from minisnn.data.registry import dataset_statuses, tox21_source
+
+    with pytest.raises(DataNotFound, match="DeepTox files .* or the SMILES file tox21.csv"):
+        tox21_source(tmp_path)
+    path = write_csv(tmp_path / "tox21" / "tox21.csv")
+    assert tox21_source(tmp_path) == ("smiles", path)
+    status = {entry.name: entry for entry in dataset_statuses(tmp_path)}["tox21"]
+    assert status.present and status.note == "SMILES: features from RDKit"
+
+
 @needs_rdkit
 def test_harness_protocol_reads_the_smiles_file(tmp_path, cache):
     from minisnn.experiments import TrialSpec, run_trial
