@@ -199,7 +199,8 @@ def test_float32_kernels_compute_in_float32():
     """No float64 arithmetic in a float32 op kernel: one stray `1 / scale` (a float64 in Numba)
     once halved the vector width of the fused dropout backward, and a `1 / total` made the softmax
     normalize in float64. The loss sum is float64 by design: scalar conversions, additions and
-    subtractions (the sum, and the returned bad row) are all the softmax forward may have. The
+    subtractions (the sum, and the returned bad row) and the size check of its row reshape are all
+    the softmax forward may have. The
     normalization kernels sum in float64 by design; their result is computed on float32 vectors."""
     import numba
 
@@ -207,6 +208,7 @@ def test_float32_kernels_compute_in_float32():
 
     float64_ops = re.compile(r"= (?:fpext|[su]itofp) .* to double|= f(?:add|sub|mul|div) .*double")
     scalar_sum_ops = re.compile(r"= (?:fpext float .* to double|uitofp nneg i64 .* to double"
+                                r"|sitofp i64 %known_size[\w.]* to double"  # Numba's reshape checking a row's size
                                 r"|f(?:add|sub) contract double )")
     for name, (kernel, signature) in KERNELS.items():
         options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
@@ -222,3 +224,21 @@ def test_float32_kernels_compute_in_float32():
             assert float64_arithmetic, "the loss sum is float64: the pattern no longer matches it"
             float64_arithmetic = [line for line in float64_arithmetic if not scalar_sum_ops.search(line)]
         assert not float64_arithmetic, f"{name} computes in float64: {float64_arithmetic[:3]}"
+
+
+@pytest.mark.parametrize("classes", [1, 3, 255, 256, 257, 600])
+def test_softmax_row_reductions_cover_every_class_and_propagate_nan(be, dtype, classes):
+    """The row max and sum run in lanes over whole blocks plus a tail: every class counts, wherever
+    it falls, and a NaN logit makes its row NaN as in the reference."""
+    rng = np.random.default_rng(classes)
+    logits = rng.standard_normal((4, classes)).astype(dtype)  # (N, C)
+    logits[1, -1] = 40.0  # the row's max in the tail (or the last block)
+    logits[2, 0] = np.nan
+    labels = np.zeros(4, np.int64)
+    loss_rows = [0, 1, 3]
+    expected_loss, expected = ref.softmax_cross_entropy_forward(*f64(logits[loss_rows]), labels[loss_rows])
+    loss, probs = be.softmax_cross_entropy_forward(logits[loss_rows], labels[loss_rows])
+    np.testing.assert_allclose(probs, expected, rtol=PROBS_RTOL[np.dtype(dtype)] * 10, atol=1e-30)
+    assert float(loss) == pytest.approx(float(expected_loss), rel=1e-5)
+    _, probs = be.softmax_cross_entropy_forward(logits, labels)
+    assert np.isnan(probs[2]).all() and not np.isnan(probs[[0, 1, 3]]).any()

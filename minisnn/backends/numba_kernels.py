@@ -399,24 +399,69 @@ def column_sum_kernel(x, out):
             out[c] += x[r, c]
 
 
+_LANES = 256  # partial results per row reduction (enough for the vectorized lane loop to run)
+
+
+@_kernel
+def _row_max(x, lanes):
+    """max of the (d,) row x, NaN if any element is NaN. A single running max is a serial chain of
+    compares; here lanes[:w] (scratch, w = min(d, lanes.size) known only at run time, so LLVM
+    vectorizes the lane loop instead of unrolling it) holds partial maxima over x[j::w]."""
+    d = x.size
+    w = min(d, lanes.size)
+    full = d - d % w
+    blocks = x[:full].reshape((full // w, w))  # as column_sum's loop, which LLVM vectorizes
+    for j in range(w):
+        lanes[j] = blocks[0, j]
+    for b in range(1, blocks.shape[0]):
+        for j in range(w):
+            v = blocks[b, j]
+            m = lanes[j]
+            lanes[j] = v if v > m or v != v else m
+    result = lanes[0]
+    for j in range(1, w):
+        result = lanes[j] if lanes[j] > result or lanes[j] != lanes[j] else result
+    for c in range(full, d):
+        result = x[c] if x[c] > result or x[c] != x[c] else result
+    return result
+
+
+@_kernel
+def _row_sum(x, lanes):
+    """Sum of the (d,) row x (d >= 1) in its dtype: partial sums over x[j::w] in lanes[:w] as in
+    _row_max (vectorized without reassociation: the order is fixed), added in lane order, then the tail."""
+    d = x.size
+    w = min(d, lanes.size)
+    full = d - d % w
+    blocks = x[:full].reshape((full // w, w))
+    for j in range(w):
+        lanes[j] = blocks[0, j]
+    for b in range(1, blocks.shape[0]):
+        for j in range(w):
+            lanes[j] += blocks[b, j]
+    total = lanes[0]
+    for j in range(1, w):
+        total += lanes[j]
+    for c in range(full, d):
+        total += x[c]
+    return total
+
+
 @_kernel
 def softmax_cross_entropy_forward_kernel(logits, labels, probs):
     """Fills probs; returns the summed loss (float64), or -1 - row of the first bad label."""
     n, classes = logits.shape
     total_loss = 0.0
+    lanes = np.empty(_LANES, logits.dtype)
     for r in range(n):
         label = labels[r]
         if label < 0 or label >= classes:
             return -1.0 - r
-        row_max = logits[r, 0]
-        for c in range(1, classes):
-            row_max = max(row_max, logits[r, c])
+        row_max = _row_max(logits[r], lanes)
         label_logit = logits[r, label] - row_max
         for c in range(classes):  # exp of a non-positive argument: the vector polynomial
             probs[r, c] = _exp_nonpositive(logits[r, c] - row_max)
-        total = probs[r, 0] - probs[r, 0]
-        for c in range(classes):
-            total += probs[r, c]
+        total = _row_sum(probs[r], lanes)
         for c in range(classes):  # a division, as in the reference (`1 / total` would be a float64)
             probs[r, c] /= total
         total_loss += math.log(total) - label_logit
