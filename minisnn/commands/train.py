@@ -264,6 +264,8 @@ def load_task_data(args, kind: str, holdout: float, seed: int, dtype="float64", 
     if kind == "classification":
         data = make_synthetic(seed=seed) if spec == "synthetic" else load_dataset(
             spec, root=args.data_root, label_column=args.label_column, n_classes=n_classes, class_labels=class_labels)
+        for line in data.meta.get("report", []):  # what featurizing a Tox21 SMILES file skipped
+            print(f"tox21: {line}", file=sys.stderr)
         out = TaskData(data.name, ClassificationTask(data.n_classes), data.x_train, data.y_train, data.x_test,
                        data.y_test, data.origin, data.feature_names, data.class_labels)
     elif kind == "multitask" and spec.lower() in TOX21_MULTITASK:
