@@ -267,8 +267,8 @@ def plot_figure1(results: dict, path: str | os.PathLike, note: str = "") -> None
         step_ax.plot(np.arange(1, len(step_loss) + 1) / steps, step_loss, style, color=colors[curve["depth"]],
                      lw=0.6, label=label)
     data = results["data"]
-    title = (f"{data['name']}, {data['rows']} training rows, width {results['width']}, SGD lr "
-             f"{results['setting']['lr_sum']:g} (summed loss), batch {results['setting']['batch_size']}")
+    title = (f"{data['name']}, {data['rows']} training rows, width {results['width']}\nplain SGD, lr "
+             f"{results['setting']['lr_sum']:g} on the summed loss, batch {results['setting']['batch_size']}")
     epoch_ax.set(xlabel="epoch", ylabel="training loss (mean over the epoch's batches)", yscale="log",
                  title=title)
     step_ax.set(xlabel="epoch", ylabel="training loss of each batch", yscale="log", title="every SGD step")
