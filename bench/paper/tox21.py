@@ -162,7 +162,7 @@ def figure(rows, methods, depths, splits, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4.8), sharey=True, squeeze=False)
     for ax, split in zip(axes[0], splits):
         for method in methods:
             points = [(d, mean_auc(rows, split, method, d)) for d in depths]
@@ -176,8 +176,9 @@ def figure(rows, methods, depths, splits, path: Path) -> None:
         ax.set_xlabel("hidden layers")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean test ROC AUC over 12 tasks (%)")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=5, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     write_atomically(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
     plt.close(fig)
 
