@@ -453,15 +453,26 @@ def softmax_cross_entropy_forward_kernel(logits, labels, probs):
     n, classes = logits.shape
     total_loss = 0.0
     lanes = np.empty(_LANES, logits.dtype)
+    blocked = classes >= 2 * _LANES  # lane partials pay off on long rows; short ones (10 classes) loop plainly
     for r in range(n):
         label = labels[r]
         if label < 0 or label >= classes:
             return -1.0 - r
-        row_max = _row_max(logits[r], lanes)
+        if blocked:
+            row_max = _row_max(logits[r], lanes)
+        else:
+            row_max = logits[r, 0]
+            for c in range(1, classes):
+                row_max = logits[r, c] if logits[r, c] > row_max or logits[r, c] != logits[r, c] else row_max
         label_logit = logits[r, label] - row_max
         for c in range(classes):  # exp of a non-positive argument: the vector polynomial
             probs[r, c] = _exp_nonpositive(logits[r, c] - row_max)
-        total = _row_sum(probs[r], lanes)
+        if blocked:
+            total = _row_sum(probs[r], lanes)
+        else:
+            total = probs[r, 0]
+            for c in range(1, classes):
+                total += probs[r, c]
         for c in range(classes):  # a division, as in the reference (`1 / total` would be a float64)
             probs[r, c] /= total
         total_loss += math.log(total) - label_logit
