@@ -64,8 +64,13 @@ def test_train_without_rdkit_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     from minisnn.cli import main
 
     real_import = builtins.__import__
-    monkeypatch.setattr(builtins, "__import__", lambda name, *args, **kwargs: (_ for _ in ()).throw(
-        ImportError("No module named 'rdkit'")) if name.split(".")[0] == "rdkit" else real_import(name, *args, **kwargs))
+
+    def no_rdkit(name, *args, **kwargs):
+        if name.split(".")[0] == "rdkit":
+            raise ImportError("No module named 'rdkit'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rdkit)
     write_csv(tmp_path / "tox21" / "tox21.csv")
     assert main(["train", "--data", "tox21", "--data-root", str(tmp_path), "--backend", "numpy"]) == 2
     assert 'molecular features need RDKit: pip install "minisnn[chem]"' in capsys.readouterr().err

@@ -43,7 +43,8 @@ LABELS = {"snn": "SNN", "msra": "MSRAinit", "batchnorm": "BatchNorm", "layernorm
 SPLITS = ("random", "scaffold")
 # The paper's Table 2 (mean AUC in %, DeepTox features and split), by number of layers.
 PAPER_DEPTHS = (2, 3, 4, 6, 8, 16, 32)
-PAPER_TABLE = {"snn": (83.7, 84.4, 84.2, 83.9, 84.5, 83.5, 82.5), "batchnorm": (80.0, 79.8, 77.2, 77.0, 75.0, 73.7, 76.0)}
+PAPER_TABLE = {"snn": (83.7, 84.4, 84.2, 83.9, 84.5, 83.5, 82.5),
+               "batchnorm": (80.0, 79.8, 77.2, 77.0, 75.0, 73.7, 76.0)}
 PAPER_BEST_SNN = 0.845
 SETTINGS = {  # what the reduced study and --grid paper default to
     "reduced": {"depths": (2, 4, 8, 16, 32), "bits": 1024, "epochs": None},
@@ -58,7 +59,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=None, help="folder holding tox21/tox21.csv (default $MINISNN_DATA)")
     p.add_argument("--grid", default=str(REDUCED_GRID), help="a grid file, or 'paper' (paper-tox21.json)")
-    p.add_argument("--depths", default=None, help="comma-separated depths (default 2,4,8,16,32; paper: 2,3,4,6,8,16,32)")
+    p.add_argument("--depths", default=None,
+                   help="comma-separated depths (default 2,4,8,16,32; paper: 2,3,4,6,8,16,32)")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--splits", default=",".join(SPLITS))
     p.add_argument("--epochs", type=int, default=None, help="default: the grid's (reduced 40, paper 100)")
@@ -108,7 +110,8 @@ def selected_rows(records: list[dict]) -> list[dict]:
     for (split, method, depth, repetition), members in sorted(groups.items()):
         chosen = select(members)
         if chosen is None:
-            rows.append({"split": split, "method": method, "depth": depth, "repetition": repetition, "status": "diverged"})
+            rows.append({"split": split, "method": method, "depth": depth, "repetition": repetition,
+                         "status": "diverged"})
             continue
         params = chosen["spec"]["params"]
         rows.append({"split": split, "method": method, "depth": depth, "repetition": repetition, "status": "ok",
@@ -171,7 +174,8 @@ def figure(rows, methods, depths, splits, path: Path) -> None:
         for method, style in (("snn", "k--"), ("batchnorm", "k:")):
             ax.plot(PAPER_DEPTHS, PAPER_TABLE[method], style, label=f"paper {LABELS[method]} (DeepTox)")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted(set(depths) | set(PAPER_DEPTHS)), [str(d) for d in sorted(set(depths) | set(PAPER_DEPTHS))])
+        ticks = sorted(set(depths) | set(PAPER_DEPTHS))
+        ax.set_xticks(ticks, [str(d) for d in ticks])
         ax.set_title(f"Tox21 from SMILES, {split} split")
         ax.set_xlabel("hidden layers")
         ax.grid(alpha=0.3)

@@ -180,8 +180,9 @@ def tox21_task_data(spec: str, root, holdout: float, seed: int) -> TaskData:
             raise ValueError(f"--data {spec}: the DeepTox files in {where} have their own split; use --data tox21")
         tables = read_tox21_tables(where)
         task = MultiTaskBinaryTask(len(tables.task_names), tables.task_names)
-        return TaskData("tox21", task, tables.train.x, task.targets_with_missing(tables.train.labels, tables.train.mask),
-                        tables.test.x, task.targets_with_missing(tables.test.labels, tables.test.mask),
+        y_train = task.targets_with_missing(tables.train.labels, tables.train.mask)  # (N, T)
+        y_test = task.targets_with_missing(tables.test.labels, tables.test.mask)  # (M, T)
+        return TaskData("tox21", task, tables.train.x, y_train, tables.test.x, y_test,
                         lambda part, row: f"{where / f'tox21_dense_{part}.csv.gz'}, data row {row + 1}",
                         tables.feature_names)
     data = read_tox21_smiles(where)

@@ -55,13 +55,13 @@ def _read(path: Path, key: str) -> MoleculeFeatures | None:
     try:
         with np.load(path, allow_pickle=False) as archive:
             header = json.loads(str(archive["header"]))
-            x, rows = archive["x"], archive["rows"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            x, rows = archive["x"], archive["rows"]  # (N, D), (N,)
+        if header["key"] != key or x.shape != (len(rows), len(header["feature_names"])):
+            return None
+        return MoleculeFeatures(x, rows, header["feature_names"], header["scaffolds"], header["unparsed"],
+                                header["nonfinite"], header["rdkit"])
+    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile):
         return None
-    if header.get("key") != key or x.shape != (len(rows), len(header["feature_names"])):
-        return None
-    return MoleculeFeatures(x, rows, header["feature_names"], header["scaffolds"], header["unparsed"],
-                            header["nonfinite"], header["rdkit"])
 
 
 def cached_features(source: str | os.PathLike, smiles: list[str], settings: FeatureSettings,

@@ -117,13 +117,6 @@ def morgan_fingerprints(molecules: list, radius: int = 2, bits: int = 2048) -> n
     return out
 
 
-def descriptor_names() -> list[str]:
-    from rdkit.Chem import Descriptors
-
-    import_rdkit()
-    return [name for name, _ in Descriptors._descList]
-
-
 def molecular_descriptors(molecules: list) -> tuple[list[str], np.ndarray, dict[str, int]]:
     """(names, values (N, K) float64, non-finite counts by name) of RDKit's 2-D descriptors;
     non-finite values are 0, LOG_SCALED descriptors log1p of their value."""
@@ -171,7 +164,7 @@ def featurize(smiles: list[str], settings: FeatureSettings = FeatureSettings()) 
         descriptor_list, values, nonfinite = molecular_descriptors(molecules)
         blocks.append(values)
         names += descriptor_list
-    x = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(molecules), 0))  # (N, D)
+    x = np.concatenate(blocks, axis=1)  # (N, D); FeatureSettings asks for at least one block
     return MoleculeFeatures(x, rows, names, murcko_scaffolds(molecules), unparsed, nonfinite, rdkit_version())
 
 

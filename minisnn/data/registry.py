@@ -140,6 +140,6 @@ def dataset_statuses(root: str | os.PathLike | None = None) -> list[DatasetStatu
     tox21 = data_root(root) / "tox21"
     present = all((tox21 / name).is_file() for name in TOX21_FILES)
     smiles = not present and (tox21 / SMILES_FILE).is_file()
-    note = "SMILES: features from RDKit" if smiles else "" if present else f"place the DeepTox files or {SMILES_FILE} here"
+    note = "" if present else "SMILES: features from RDKit" if smiles else f"place the DeepTox files or {SMILES_FILE} here"
     statuses.append(DatasetStatus("tox21", present or smiles, str(tox21), note))
     return statuses
