@@ -248,3 +248,26 @@ def test_moleculenet_tox21_file_reads_and_parses():
     assert positives["NR-PPAR-gamma"] == 186 and positives["SR-ARE"] == 942
     _, unparsed = parse_smiles(smiles)
     assert len(unparsed) == 8 and unparsed[0] + 2 == 1324  # line 1324 is the first RDKit rejects
+
+
+@needs_rdkit
+def test_tox21_study_script_writes_the_table_and_reruns_without_training(tmp_path, cache):
+    import importlib.util as loader
+
+    pytest.importorskip("matplotlib")
+    script = Path(__file__).resolve().parents[1] / "bench" / "paper" / "tox21.py"
+    spec = loader.spec_from_file_location("tox21_study", script)
+    study = loader.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    write_csv(tmp_path / "tox21" / "tox21.csv", MOLECULES * 2)  # every scaffold group twice: 52 rows
+    args = ["--data-root", str(tmp_path), "--grid", "tiny", "--depths", "2", "--methods", "snn,batchnorm",
+            "--epochs", "2", "--bits", "32", "--backend", "numpy", "--store", str(tmp_path / "s.sqlite"),
+            "--out", str(tmp_path / "out")]
+    assert study.main(args) == 0
+    table = (tmp_path / "out" / "tox21.md").read_text()
+    assert "## scaffold split" in table and "| 2 | " in table and "a reference, not a target" in table
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["trials"] == 8 and run["trials_run"] == 8 and len(run["rows"]) == 4  # 2 lrs each, one selected
+    assert (tmp_path / "out" / "tox21.png").stat().st_size > 0
+    assert study.main(args) == 0
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["trials_run"] == 0  # the store has them all
