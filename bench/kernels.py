@@ -33,7 +33,7 @@ from minisnn.rng import DropoutMask, dropout_key, keep_threshold
 # (rtol, atol): a coarse check that a timed result is right before its time is reported. The
 # exact per-op tolerances of the backend tests are tests/conftest.py's TOLERANCE_TABLE.
 TOLERANCES = {"float32": (2e-5, 2e-6), "float64": (1e-12, 1e-13)}
-N_CLASSES = 10
+N_CLASSES = 10  # the softmax rows' default width (--classes): issue 16's target is at 4096
 MATMUL_SIZE = 1024
 
 
@@ -51,22 +51,22 @@ class Case:
     timed: Callable[[Callable], Any] | None = None  # timed(op_fn), when `call` also resets state for the check
 
 
-def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0) -> dict[str, Any]:
+def make_inputs(rows: int, cols: int, dtype: str, seed: int = 0, classes: int = N_CLASSES) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     p = alpha_dropout_params(0.05)
     k0, k1 = dropout_key(seed, 1)
     mask = DropoutMask(k0, k1, keep_threshold(0.05), p.a, p.b, p.dropped_value)
     x = (2.0 * rng.standard_normal((rows, cols))).astype(dtype)  # (N, D)
     b = (0.5 * rng.standard_normal(cols)).astype(dtype)  # (D,)
-    n_logits = max(1, rows * cols // N_CLASSES)
+    n_logits = max(1, rows * cols // classes)
     m = min(MATMUL_SIZE, rows, cols)
     arrays = {
         "x": x, "b": b,
         "dy": rng.standard_normal((rows, cols)).astype(dtype),  # (N, D)
         "y": ref.selu_forward(x, ALPHA_01, LAMBDA_01).astype(dtype),  # (N, D) a SELU output
         "y_dropout": ref.bias_selu_dropout_forward(x, b, mask, ALPHA_01, LAMBDA_01).astype(dtype),  # (N, D)
-        "logits": (3.0 * rng.standard_normal((n_logits, N_CLASSES))).astype(dtype),  # (M, C)
-        "labels": rng.integers(0, N_CLASSES, n_logits),  # (M,)
+        "logits": (3.0 * rng.standard_normal((n_logits, classes))).astype(dtype),  # (M, C)
+        "labels": rng.integers(0, classes, n_logits),  # (M,)
         "a_mm": rng.standard_normal((m, m)).astype(dtype), "b_mm": rng.standard_normal((m, m)).astype(dtype),
         "param": rng.standard_normal((rows, cols)).astype(dtype), "velocity": np.zeros((rows, cols), dtype),
         "adam_m": (0.1 * rng.standard_normal((rows, cols))).astype(dtype),  # (N, D) Adam's state mid-training
@@ -332,8 +332,8 @@ def _row(backend: str, op: str, variant: str, error: float | None, t: dict | Non
 
 
 def run_benchmark(rows: int, cols: int, dtype: str, backends: list[str], with_torch: bool,
-                  timing: dict) -> dict[str, Any]:
-    inp = make_inputs(rows, cols, dtype)
+                  timing: dict, classes: int = N_CLASSES) -> dict[str, Any]:
+    inp = make_inputs(rows, cols, dtype, classes=classes)
     copy_before = copy_bandwidth(rows * cols, dtype, **timing)
     in_place_before = in_place_bandwidth(rows * cols, dtype, **timing)
     results = []
@@ -365,7 +365,8 @@ def run_benchmark(rows: int, cols: int, dtype: str, backends: list[str], with_to
     for row in results:
         if "gb_per_s" in row:
             row["fraction_of_baseline"] = row["gb_per_s"] / best[row["baseline"]]
-    return {"benchmark": "kernels", "shape": [rows, cols], "dtype": dtype, "environment": environment(),
+    return {"benchmark": "kernels", "shape": [rows, cols], "softmax_classes": classes, "dtype": dtype,
+            "environment": environment(),
             "copy_bandwidth": {"before": copy_before, "after": copy_after},
             "in_place_bandwidth": {"before": in_place_before, "after": in_place_after}, "results": results}
 
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=4096, help="N of the (N, D) operands")
     parser.add_argument("--cols", type=int, default=4096, help="D of the (N, D) operands")
     parser.add_argument("--dtype", choices=sorted(TOLERANCES), default="float32")
+    parser.add_argument("--classes", type=int, default=N_CLASSES,
+                        help="C of the softmax's (N*D/C, C) logits (issue 16's target is at 4096)")
     parser.add_argument("--backends", default="numpy,numba", help="comma-separated backend names")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (a smoke test)")
@@ -392,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rows, args.cols = 37, 129
     timing = {"min_time": 0.0, "min_repeats": 2, "warmup": 1} if args.quick else {"min_time": 0.5, "min_repeats": 7}
-    report = run_benchmark(args.rows, args.cols, args.dtype, args.backends.split(","), not args.no_torch, timing)
+    report = run_benchmark(args.rows, args.cols, args.dtype, args.backends.split(","), not args.no_torch, timing,
+                           min(args.classes, args.rows * args.cols))
     copy, in_place = report["copy_bandwidth"], report["in_place_bandwidth"]
     print(f"copy bandwidth: {copy['before']['gb_per_s']:.1f} GB/s before, {copy['after']['gb_per_s']:.1f} after; "
           f"in-place multiply: {in_place['before']['gb_per_s']:.1f} before, {in_place['after']['gb_per_s']:.1f} after")
