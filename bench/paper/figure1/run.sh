@@ -1,5 +1,7 @@
 #!/bin/sh
-# The reduced Figure 1 run recorded in this folder (2-core shared machine, one thread).
+# The reduced Figure 1 run recorded in this folder (2-core shared machine, one thread): this script,
+# then the same command with --time-budget 16, which resumed every network from its checkpoint
+# (run.json lists both runs; this script rewrites it with its own run).
 # The paper's setting: drop --samples, --epochs and --time-budget (60,000 rows, 2000 epochs).
 set -e
 cd "$(dirname "$0")/../../.."
