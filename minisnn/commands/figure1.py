@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..backends import BACKEND_NAMES
 from ..data import load_dataset
+from ..data.errors import DataNotFound
 from ..figure1 import FIGURE1_METHODS, Figure1Setting, plot_figure1, run_figure1, summary_table, write_csv
 from ..files import write_atomically
 from ..theory._optional import figure_class
@@ -114,5 +115,5 @@ def _load(name: str, root):
         return load_dataset(name, root=root)
     try:
         return load_dataset("mnist", root=root, download=False)
-    except (OSError, ValueError):
+    except DataNotFound:
         return load_dataset("fashion-mnist", root=root, download=False)
