@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -60,8 +61,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import json
-
     figure_class()  # fail before training when matplotlib is missing
     results_path = args.out / "figure1.json"
     if args.plot_only:
