@@ -103,6 +103,16 @@ def test_two_file_data_set_with_a_test_file_on_another_scale_is_detected(tmp_pat
     assert not same.notes["scale_check"]["mismatch"]
 
 
+def test_scale_check_ignores_a_feature_constant_in_the_test_file():
+    rng = np.random.default_rng(1)
+    x, test = rng.normal(size=(300, 3)), rng.normal(size=(200, 3))
+    test[:, 1] = 0.0  # e.g. a pixel never set in the test images: same scale, no spread
+    check = scale_check(x, test)
+    assert not check["mismatch"] and check["std_ratio_min"] > 0.5
+    test[:, 2] *= 5
+    assert scale_check(x, test)["mismatch"]
+
+
 def test_scale_check_flags_a_spread_change_too():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 3))

@@ -76,15 +76,18 @@ class Split:
 
 def scale_check(x_train: np.ndarray, x_test: np.ndarray) -> dict:
     """How far the test file's features (M, D) lie from the training file's (N, D): the largest
-    mean shift in training standard deviations, the range of std ratios, and whether either
-    exceeds MAX_MEAN_SHIFT / MAX_STD_RATIO ("mismatch")."""
+    mean shift in training standard deviations, the range of std ratios (features constant in
+    either file left out), and whether either exceeds MAX_MEAN_SHIFT / MAX_STD_RATIO ("mismatch")."""
     mean, std = x_train.mean(axis=0), x_train.std(axis=0)  # (D,), (D,)
     varies = std > 0
     if not varies.any():
         return {"max_mean_shift_sd": 0.0, "feature": None, "std_ratio_min": 1.0, "std_ratio_max": 1.0,
                 "mismatch": False}
     shift = np.abs(x_test.mean(axis=0) - mean)[varies] / std[varies]  # (D',)
-    ratio = x_test.std(axis=0)[varies] / std[varies]  # (D',)
+    test_std = x_test.std(axis=0)  # (D,)
+    # A feature constant in the test file (a pixel never set there) is no sign of another scale.
+    spread = varies & (test_std > 0)
+    ratio = test_std[spread] / std[spread] if spread.any() else np.ones(1)  # (D'',)
     worst = int(np.flatnonzero(varies)[int(np.argmax(shift))])
     mismatch = bool(shift.max() > MAX_MEAN_SHIFT or ratio.max() > MAX_STD_RATIO or ratio.min() < 1 / MAX_STD_RATIO)
     return {"max_mean_shift_sd": round(float(shift.max()), 6), "feature": worst,
