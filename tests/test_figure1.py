@@ -64,7 +64,7 @@ def test_command_writes_figure_csv_and_table(tmp_path, capsys):
     np.savez(path, x_train=data.x_train[:300], y_train=data.y_train[:300])
     out = tmp_path / "out"
     args = ["figure1", "--data", str(path), "--depths", "2", "--width", "8", "--epochs", "2", "--batch-size", "32",
-            "--threads", "1", "--out", str(out)]
+            "--out", str(out)]  # no --threads: it would limit the BLAS pool for the rest of the test process
     assert main(args) == 0
     assert "reduced: 300 training rows, 2 epochs" in (out / "figure1.md").read_text()
     with open(out / "figure1.csv", newline="") as handle:
