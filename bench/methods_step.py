@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common import default_json_path, environment, write_json
-from train_step import (MINISNN_BACKENDS, MinisnnStep, choose_steps, interleaved_timing, make_batch, minisnn_steps,
+from train_step import (MINISNN_BACKENDS, MinisnnStep, TorchStep, choose_steps, interleaved_timing, make_batch, minisnn_steps,
                         paired_ratio, torch_available)
 
 from minisnn.backends import get_backend
@@ -75,7 +75,9 @@ def torch_model(config: tuple):
                          nn.Linear(width, classes))
 
 
-class TorchStep:
+class MethodTorchStep(TorchStep):
+    """The same step in PyTorch eager (its __call__: zero_grad, cross-entropy, backward, SGD step)."""
+
     def __init__(self, config: tuple, threads: int, seed: int = 0):
         import torch
 
@@ -87,19 +89,12 @@ class TorchStep:
         x, labels = make_batch((batch, n_in, width, depth, classes), seed)
         self.x, self.labels = torch.from_numpy(x), torch.from_numpy(labels)
 
-    def __call__(self):
-        self.optimizer.zero_grad()
-        loss = self.torch.nn.functional.cross_entropy(self.model(self.x), self.labels)
-        loss.backward()
-        self.optimizer.step()
-        return loss
-
 
 def bench_config(config: tuple, args: argparse.Namespace) -> dict[str, Any]:
     candidates: dict[str, Callable] = dict(minisnn_steps(lambda backend_name: MethodStep(backend_name, config)))
     replays = {f"{label} gemm-only": step.gemm_replay() for label, step in candidates.items()}
     if args.with_torch:
-        candidates["torch"] = TorchStep(config, args.threads)
+        candidates["torch"] = MethodTorchStep(config, args.threads)
     candidates.update(replays)
     steps = args.steps or choose_steps(candidates, args.seconds_per_round)
     timing = interleaved_timing(candidates, args.rounds, steps)

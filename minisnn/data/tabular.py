@@ -79,6 +79,17 @@ def _labels_of_cells(cells: list[str], path: Path, n_classes: int | None, class_
     return labels_from_text(cells, path, None, line_of)
 
 
+def _first_line_columns(path: Path, lines: list[str], delimiter: str) -> tuple[str, list[str], bool]:
+    """(first non-empty line, column names, whether that line is a header): a line with a cell
+    that is not a number is a header; otherwise columns are named column_0, column_1, ..."""
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise DataError(path, "empty file")
+    cells = split_header(first, delimiter)
+    has_header = not all(_is_number(cell) for cell in cells)
+    return first, cells if has_header else [f"column_{i}" for i in range(len(cells))], has_header
+
+
 def read_csv_dataset(
     path: str | os.PathLike,
     label_column: str | int | None = None,
@@ -96,12 +107,7 @@ def read_csv_dataset(
     """
     path = Path(path)
     lines = read_lines(path)
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
-        raise DataError(path, "empty file")
-    cells = split_header(first, delimiter)
-    has_header = not all(_is_number(cell) for cell in cells)
-    names = cells if has_header else [f"column_{i}" for i in range(len(cells))]
+    first, names, has_header = _first_line_columns(path, lines, delimiter)
     if len(names) < 2:
         raise DataError(path, f"needs a label column and at least one feature column, found {len(names)} column")
     label = _label_index(path, names, label_column, has_header)
@@ -131,12 +137,7 @@ def read_csv_features(path: str | os.PathLike, drop_column: str | None = None, d
     column named `label_name` is left out when the file has n_features + 1 columns."""
     path = Path(path)
     lines = read_lines(path)
-    first = next((line for line in lines if line.strip()), None)
-    if first is None:
-        raise DataError(path, "empty file")
-    cells = split_header(first, delimiter)
-    has_header = not all(_is_number(cell) for cell in cells)
-    names = cells if has_header else [f"column_{i}" for i in range(len(cells))]
+    first, names, has_header = _first_line_columns(path, lines, delimiter)
     keep = list(range(len(names)))
     if drop_column is None and has_header and label_name in names and len(names) == (n_features or 0) + 1:
         drop_column = label_name
