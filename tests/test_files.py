@@ -95,6 +95,7 @@ def test_a_kill_during_a_write_leaves_no_temporary_file_and_still_ends_the_proce
     code = f"""
 import os, signal, sys
 from minisnn.files import write_atomically
+signal.signal(signal.{signame}, signal.SIG_DFL)  # as a fresh process has it (nohup, for one, ignores SIGHUP)
 path = sys.argv[1]
 write_atomically(path, lambda handle: handle.write(b"old"))
 def write(handle):
