@@ -106,6 +106,15 @@ def test_plan_lists_each_trial_once_and_adds_folds_and_repetitions(root):
         plan_trials(["uci:toy"], ["snn", "selu"], "tiny", root)
 
 
+def test_the_tox21_split_option_reaches_the_protocol():
+    assert ProtocolOptions().protocols("tox21") == [{"name": "holdout", "val_fraction": 0.15}]
+    assert ProtocolOptions(tox21_split="scaffold").protocols("tox21") == [
+        {"name": "holdout", "val_fraction": 0.15, "split": "scaffold"}]
+    assert ProtocolOptions(tox21_split="scaffold").protocols("uci:toy")[0]["name"] == "uci"  # Tox21 only
+    with pytest.raises(ValueError, match="tox21 split must be one of"):
+        ProtocolOptions(tox21_split="sideways").protocols("tox21")
+
+
 # ---- selection on hand-made curves -------------------------------------------------------
 def test_moving_average_is_trailing_and_matches_keep_best():
     curve = [0.5, 0.7, 0.6, 0.9, 0.8, 0.85]

@@ -46,6 +46,8 @@ def register(subparsers) -> None:
     run.add_argument("--uci-folds", type=_int_list, default=(0,), help="folds of conxuntos_kfold.dat (default 0)")
     run.add_argument("--kfold-folds", type=_int_list, default=None, help="HTRU2 test folds (default all 10)")
     run.add_argument("--repetitions", type=int, default=1, help="runs of every trial with other seeds")
+    run.add_argument("--tox21-split", choices=("random", "scaffold"), default=None,
+                     help="Tox21 from SMILES: test molecules drawn at random (default) or by Bemis-Murcko scaffold")
     run.add_argument("--epochs", type=int, default=None, help="override the grid's epochs (the paper: 100)")
     run.add_argument("--final", choices=("selected", "retrain"), default=None,
                      help="final model: the weights selected on validation (default) or retrained on "
@@ -95,7 +97,8 @@ def run_command(args: argparse.Namespace) -> int:
     training = {name: value for name, value in (("epochs", args.epochs), ("final", args.final),
                                                 ("backend", args.backend), ("dtype", args.dtype))
                 if value is not None}
-    options = ProtocolOptions(args.uci_split, args.uci_folds, args.kfold_folds, args.repetitions)
+    options = ProtocolOptions(args.uci_split, args.uci_folds, args.kfold_folds, args.repetitions,
+                              tox21_split=args.tox21_split)
     root = str(data_root(args.data_root))
     specs = plan_trials(args.data, args.methods, args.grid, root, training, options)
     for spec in {spec.dataset: spec for spec in reversed(specs)}.values():  # each data set's first trial

@@ -25,6 +25,7 @@ from .protocols import UCI_SPLITS, VAL_FRACTION
 from .spec import TrialSpec
 
 HTRU2_FOLDS = 10
+TOX21_SPLITS = ("random", "scaffold")  # test molecules of Tox21 from SMILES
 
 
 def family(dataset: str) -> str | None:
@@ -42,13 +43,16 @@ def family(dataset: str) -> str | None:
 @dataclass
 class ProtocolOptions:
     """uci_split: "kfold" (the paper's) or "halves"; uci_folds: which folds of conxuntos_kfold.dat;
-    kfold_folds: which test folds of HTRU2's 10 (None: all); repetitions per trial."""
+    kfold_folds: which test folds of HTRU2's 10 (None: all); repetitions per trial; tox21_split:
+    "random" or "scaffold" test molecules of Tox21 from SMILES (None: the protocol's default,
+    random; the DeepTox files have their own split and take none)."""
 
     uci_split: str = "kfold"
     uci_folds: tuple[int, ...] = (0,)
     kfold_folds: tuple[int, ...] | None = None
     repetitions: int = 1
     val_fraction: float = VAL_FRACTION
+    tox21_split: str | None = None
 
     def protocols(self, dataset: str) -> list[dict[str, Any]]:
         kind = family(dataset)
@@ -62,6 +66,10 @@ class ProtocolOptions:
         if kind == "htru2":
             folds = range(HTRU2_FOLDS) if self.kfold_folds is None else self.kfold_folds
             return [{"name": "kfold", "k": HTRU2_FOLDS, "fold": fold, "seed": 0} for fold in folds]
+        if kind == "tox21" and self.tox21_split is not None:
+            if self.tox21_split not in TOX21_SPLITS:
+                raise ValueError(f"tox21 split must be one of {TOX21_SPLITS}, got {self.tox21_split!r}")
+            return [{"name": "holdout", "val_fraction": self.val_fraction, "split": self.tox21_split}]
         return [{"name": "holdout", "val_fraction": self.val_fraction}]
 
 
