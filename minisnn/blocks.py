@@ -13,17 +13,12 @@ import numpy as np
 
 from .backends.base import Backend
 from .layers import ELU, Layer, Linear, ReLU, SELU, Sigmoid, Tanh
-from .model import Sequential
+from .model import Sequential, layer_seeds
 from .normalization import BatchNorm1d
 
 HIGHWAY_ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "elu": ELU, "selu": SELU}
 # sigmoid(-2) = 0.12: each highway layer starts close to carrying its input through unchanged.
 DEFAULT_GATE_BIAS = -2.0
-
-
-def _child_seeds(seed: int, count: int) -> list[int]:
-    """`count` weight seeds for a composite layer's children, all derived from its one seed."""
-    return np.random.default_rng(seed).integers(0, 2**62, size=count).tolist()
 
 
 class Highway(Layer):
@@ -49,7 +44,7 @@ class Highway(Layer):
         if not np.isfinite(gate_bias):
             raise ValueError(f"gate_bias must be finite, got {gate_bias}")
         self.d, self.activation, self.gate_bias, self.init, self.seed = int(d), activation, float(gate_bias), init, int(seed)
-        transform_seed, gate_seed = _child_seeds(self.seed, 2)
+        transform_seed, gate_seed = layer_seeds(self.seed, 2)
         self.children = {
             "transform": Linear(self.d, self.d, backend, init=init, seed=transform_seed),
             "activation": HIGHWAY_ACTIVATIONS[activation](backend),
@@ -109,7 +104,7 @@ class ResidualBlock(Layer):
         widths = [self.d, self.d] if self.bottleneck is None else [self.d, self.bottleneck_width, self.d]
         layers: list[Layer] = []
         d_in = self.d
-        for i, (d_out, layer_seed) in enumerate(zip(widths, _child_seeds(self.seed, len(widths)))):
+        for i, (d_out, layer_seed) in enumerate(zip(widths, layer_seeds(self.seed, len(widths)))):
             if i:
                 layers.append(ReLU(backend))
             layers.append(Linear(d_in, d_out, backend, init=init, seed=layer_seed))

@@ -26,13 +26,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-
 from .backends import get_backend
 from .backends.base import Backend
 from .blocks import DEFAULT_GATE_BIAS, Highway, ResidualBlock
 from .layers import Dropout, Layer, Linear, ReLU
-from .model import Sequential, layer_widths, mlp
+from .model import Sequential, layer_seeds, layer_widths, mlp
 from .normalization import BatchNorm1d, LayerNorm, WeightNormLinear
 
 METHODS = ("snn", "msra", "batchnorm", "layernorm", "weightnorm", "highway", "resnet")
@@ -92,7 +90,7 @@ def _hidden_stack(n_inputs: int, n_outputs: int, depth: int, width: int, shape: 
                   backend: Backend, seed: int, make_hidden: Callable[[int, int, int], list[Layer]]) -> Sequential:
     """make_hidden(d_in, d_out, seed) for each hidden width, Dropout after each if dropout > 0,
     then Linear(He) to the outputs; one seed per layer, drawn from `seed`."""
-    seeds = np.random.default_rng(seed).integers(0, 2**62, size=depth + 1).tolist()
+    seeds = layer_seeds(seed, depth + 1)
     layers: list[Layer] = []
     d_in = n_inputs
     for d_out, layer_seed in zip(layer_widths(width, depth, n_outputs, shape), seeds):
@@ -136,7 +134,7 @@ def highway_network(n_inputs: int, n_outputs: int, depth: int, width: int | None
     if shape != "rectangular":
         raise ValueError(f"highway layers keep their width: shape must be 'rectangular', got {shape!r}")
     width = n_inputs if width is None else width
-    seeds = np.random.default_rng(seed).integers(0, 2**62, size=depth + 2).tolist()
+    seeds = layer_seeds(seed, depth + 2)
     layers: list[Layer] = []
     if width != n_inputs:
         layers += [Linear(n_inputs, width, backend, init="he_normal", seed=seeds[-2]), ReLU(backend)]
@@ -159,7 +157,7 @@ def residual_network(n_inputs: int, n_outputs: int, depth: int, width: int, shap
         raise ValueError("resnet takes no dropout (the paper's ResNet grid has none)")
     if shape == "diavolo" and bottleneck is None:
         bottleneck = DEFAULT_BOTTLENECK
-    seeds = np.random.default_rng(seed).integers(0, 2**62, size=depth + 2).tolist()
+    seeds = layer_seeds(seed, depth + 2)
     layers: list[Layer] = [Linear(n_inputs, width, backend, init="he_normal", seed=seeds[-2]),
                            BatchNorm1d(width, backend), ReLU(backend)]
     layers += [ResidualBlock(width, backend, bottleneck=bottleneck, seed=s) for s in seeds[:depth]]

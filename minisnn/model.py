@@ -163,6 +163,11 @@ def _child_rows(layer: Layer, prefix: str, depth: int) -> list[tuple[str, str, s
     return rows
 
 
+def layer_seeds(seed: int, count: int) -> list[int]:
+    """`count` per-layer seeds (weights and dropout masks) drawn from one network seed."""
+    return np.random.default_rng(seed).integers(0, 2**62, size=count).tolist()
+
+
 def layer_widths(width: int, depth: int, n_outputs: int, shape: str) -> list[int]:
     """The `depth` hidden widths: constant ("rectangular") or "conic", shrinking geometrically from
     `width` towards n_outputs: layer i (0-based) has width * r**i units with r = (n_outputs /
@@ -218,7 +223,7 @@ def mlp(
     init = init or DEFAULT_INIT[activation]
     # One seed per hidden layer, shared by its weights and its dropout masks, so that fused and
     # unfused networks built from the same seed compute the same function.
-    seeds = np.random.default_rng(seed).integers(0, 2**62, size=depth + 1).tolist()
+    seeds = layer_seeds(seed, depth + 1)
     selu_args = {"alpha": ALPHA_01 if alpha is None else alpha, "lam": LAMBDA_01 if lam is None else lam}
     make_activation = {"selu": lambda: SELU(backend, **selu_args), "relu": lambda: ReLU(backend),
                        "elu": lambda: ELU(backend), "tanh": lambda: Tanh(backend)}[activation]
