@@ -96,18 +96,6 @@ def check_arrays(
     return checks
 
 
-class _BufferSnapshot:
-    """Copies of a layer tree's buffers (dropout steps, running statistics), restored on call, so
-    that every evaluation of the objective sees the same masks and statistics."""
-
-    def __init__(self, layer: Layer):
-        self.saved = [(buffer, buffer.copy()) for _, buffer in layer.named_buffers()]
-
-    def __call__(self) -> None:
-        for buffer, value in self.saved:
-            buffer[...] = value
-
-
 def check_layer(layer: Layer, x, rng: np.random.Generator | None = None, eps: float = 1e-6,
                 n_entries: int = 3, train: bool = True) -> list[GradientCheck]:
     """Check a layer's dx and every parameter gradient (children's included) at input x (N, D_in),
@@ -118,7 +106,7 @@ def check_layer(layer: Layer, x, rng: np.random.Generator | None = None, eps: fl
     if be.dtype != np.float64:
         raise ValueError(f"gradient checks need a float64 backend, got {be.dtype}")
     x = be.asarray(x).copy()
-    restore = _BufferSnapshot(layer)
+    restore = layer.snapshot_buffers()  # the same masks and statistics in every evaluation
     dy = be.asarray(rng.standard_normal(tuple(layer.forward(x, train=False).shape)))
 
     def objective() -> float:
@@ -160,7 +148,7 @@ def check_model(model, loss, x, target, rng: np.random.Generator | None = None, 
     rng = rng or np.random.default_rng(0)
     be = model.backend
     x = be.asarray(x)
-    restore = _BufferSnapshot(model)
+    restore = model.snapshot_buffers()
 
     def objective() -> float:
         restore()

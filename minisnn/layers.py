@@ -93,6 +93,17 @@ class Layer:
         own = [(prefix + key, value) for key, value in self.buffers.items()]
         return own + [b for name, child in self.children.items() for b in child.named_buffers(f"{prefix}{name}.")]
 
+    def snapshot_buffers(self):
+        """A function that puts every buffer of the tree (dropout steps, running statistics) back
+        to its value now, in place."""
+        saved = [(buffer, buffer.copy()) for _, buffer in self.named_buffers()]
+
+        def restore() -> None:
+            for buffer, value in saved:
+                buffer[...] = value
+
+        return restore
+
     def n_parameters(self) -> int:
         return int(sum(p.value.size for p in self.named_parameters()))
 

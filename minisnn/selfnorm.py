@@ -73,14 +73,13 @@ def hidden_layer_statistics(model: Sequential, x) -> tuple[np.ndarray, np.ndarra
     """
     previous = model.monitor
     monitor = ActivationMonitor(warn=False)
-    saved = [(buffer, buffer.copy()) for _, buffer in model.named_buffers()]
+    restore_buffers = model.snapshot_buffers()
     model.monitor = monitor
     try:
         model.forward(x, train=True)
     finally:
         model.monitor = previous
-        for buffer, value in saved:
-            buffer[...] = value
+        restore_buffers()
     history = monitor.history()
     starts = [i for i, layer in enumerate(model.layers) if isinstance(layer, _WEIGHT_LAYERS)]
     hidden = [i - 1 for i in starts[1:]]
