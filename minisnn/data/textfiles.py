@@ -48,6 +48,18 @@ def split_header(line: str, delimiter: str) -> list[str]:
     return [name.strip() for name in next(csv.reader([line], delimiter=delimiter))]
 
 
+def table_rows(path: str | os.PathLike, lines: list[str], n_columns: int, delimiter: str = ","):
+    """(line number, cells) of every non-empty line after the header line lines[0]; a line with
+    another number of cells than n_columns is a DataError naming it."""
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = split_header(line, delimiter)
+        if len(cells) != n_columns:
+            raise DataError(path, f"expected {n_columns} columns, found {len(cells)}", line=number)
+        yield number, cells
+
+
 def load_numeric(
     path: str | os.PathLike,
     delimiter: str,

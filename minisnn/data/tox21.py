@@ -23,7 +23,7 @@ from .errors import DataError
 from .feature_cache import cached_features
 from .labeled import LabeledData
 from .molecules import FeatureSettings, MoleculeFeatures, random_split, scaffold_split
-from .textfiles import load_numeric, read_lines, split_header
+from .textfiles import load_numeric, read_lines, split_header, table_rows
 
 MISSING = ("", "nan", "NaN", "NA")
 SMILES_FILE = "tox21.csv"
@@ -68,12 +68,7 @@ def read_tox21_labels(path: str | os.PathLike) -> tuple[list[str], list[str], np
     if not tasks:
         raise DataError(path, "header names no tasks", line=1)
     ids, rows = [], []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = split_header(line, ",")
-        if len(cells) != len(tasks) + 1:
-            raise DataError(path, f"expected {len(tasks) + 1} columns, found {len(cells)}", line=number)
+    for number, cells in table_rows(path, lines, len(tasks) + 1):
         row = []
         for task, cell in zip(tasks, cells[1:]):
             if cell in MISSING:
@@ -165,12 +160,7 @@ def read_smiles_table(path: str | os.PathLike) -> tuple[list[str], list[str], np
     if not tasks:
         raise DataError(path, "header names no tasks besides the SMILES column", line=1)
     smiles, rows, numbers = [], [], []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = split_header(line, ",")
-        if len(cells) != len(header):
-            raise DataError(path, f"expected {len(header)} columns, found {len(cells)}", line=number)
+    for number, cells in table_rows(path, lines, len(header)):
         row = []
         for column, cell in enumerate(cells):
             if column == smiles_column:

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import DataError
 from .labeled import LabeledData
 from .labels import labels_from_column
-from .textfiles import data_line_finder, load_numeric, read_lines, split_header
+from .textfiles import data_line_finder, load_numeric, read_lines, split_header, table_rows
 
 DESCRIPTION_INTEGERS = ("n_entradas", "n_clases", "n_arquivos", "n_patrons_entrena", "n_patrons_valida")
 N_FOLDS = 4
@@ -217,12 +217,7 @@ def read_paper_results(path: str | os.PathLike) -> dict[str, PaperResult]:
         raise DataError(path, f"header must start with dataset,N,M and name the methods, got {lines[0]!r}", line=1)
     methods = header[3:]
     results: dict[str, PaperResult] = {}
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = split_header(line, ",")
-        if len(cells) != len(header):
-            raise DataError(path, f"expected {len(header)} columns, found {len(cells)}", line=number)
+    for number, cells in table_rows(path, lines, len(header)):
         name = cells[0]
         if name in results:
             raise DataError(path, f"data set {name!r} appears twice", line=number)
