@@ -21,24 +21,6 @@
 //       dx = gamma*rstd*(dy - dbeta/N - x_hat*dgamma/N), elementwise; dx may alias dy.
 #include "common.cuh"
 
-// The total over the block's COLUMN_BLOCK_Y row-lanes of each column's thread sums, for every
-// thread of the column. Every thread of the block must call it (it synchronizes).
-template <typename S>
-__device__ __forceinline__ S column_block_total(S thread_sum)
-{
-    __shared__ S sums[COLUMN_BLOCK_Y][COLUMN_BLOCK_X + 1];
-    sums[threadIdx.y][threadIdx.x] = thread_sum;
-    __syncthreads();
-    for (int half = COLUMN_BLOCK_Y / 2; half > 0; half /= 2) {
-        if (threadIdx.y < half) {
-            sums[threadIdx.y][threadIdx.x] += sums[threadIdx.y + half][threadIdx.x];
-        }
-        __syncthreads();
-    }
-    const S total = sums[0][threadIdx.x];
-    __syncthreads();  // the next call reuses sums
-    return total;
-}
 
 template <typename T>
 __global__ void batch_norm_forward_statistics(const T* x, const T* gamma, const T* beta, long long n, int d,

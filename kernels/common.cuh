@@ -153,12 +153,13 @@ __device__ __forceinline__ void for_each_element(long long n, int d, Load load, 
 
 // ---- column reduction ---------------------------------------------------------------------------
 // Blocks of (COLUMN_BLOCK_X, COLUMN_BLOCK_Y) threads: thread (tx, ty) has summed some rows of
-// column `col`; this adds the COLUMN_BLOCK_Y partial sums of each column in shared memory and
-// writes them to out[col]. Every thread of the block must call it (it synchronizes).
-template <typename T>
-__device__ __forceinline__ void store_column_block_sum(T thread_sum, T* out, int col, int d)
+// column threadIdx.x of the block. column_block_total adds the COLUMN_BLOCK_Y partial sums of each
+// column in shared memory and returns the total to every thread of the column. Every thread of
+// the block must call it (it synchronizes).
+template <typename S>
+__device__ __forceinline__ S column_block_total(S thread_sum)
 {
-    __shared__ T sums[COLUMN_BLOCK_Y][COLUMN_BLOCK_X + 1];
+    __shared__ S sums[COLUMN_BLOCK_Y][COLUMN_BLOCK_X + 1];
     sums[threadIdx.y][threadIdx.x] = thread_sum;
     __syncthreads();
     for (int half = COLUMN_BLOCK_Y / 2; half > 0; half /= 2) {
@@ -167,8 +168,18 @@ __device__ __forceinline__ void store_column_block_sum(T thread_sum, T* out, int
         }
         __syncthreads();
     }
+    const S total = sums[0][threadIdx.x];
+    __syncthreads();  // the next call reuses sums
+    return total;
+}
+
+// The column's total (as above) written to out[col] by the column's first thread.
+template <typename T>
+__device__ __forceinline__ void store_column_block_sum(T thread_sum, T* out, int col, int d)
+{
+    const T total = column_block_total(thread_sum);
     if (threadIdx.y == 0 && col < d) {
-        out[col] = sums[0][threadIdx.x];
+        out[col] = total;
     }
 }
 
