@@ -27,6 +27,10 @@ from .backends.base import Backend
 from .losses import Loss, MeanSquaredError, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 
 
+class NonFiniteOutputs(ValueError):
+    """A model's outputs hold NaN or infinity: its weights have diverged."""
+
+
 def check_features(x: np.ndarray, what: str) -> None:
     """ValueError naming the problem unless x is a non-empty numeric (N, D) array without NaN or inf."""
     if not isinstance(x, np.ndarray) or x.ndim != 2:
@@ -87,7 +91,16 @@ class Task(ABC):
         """Metric name -> value of the model in eval mode on host data x, y (checked first)."""
         task = self.for_model(model)
         task.check(x, y, "evaluation data")
-        return task._metrics(model.logits(x, batch_size).astype(np.float64), y)
+        return task.model_metrics(model, x, y, batch_size)
+
+    def model_metrics(self, model, x: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> dict[str, float]:
+        """evaluate() on data this task has already checked (fit's validation data, every epoch);
+        NonFiniteOutputs if the model's outputs hold NaN or infinity."""
+        outputs = model.logits(x, batch_size).astype(np.float64)  # (N, n_outputs)
+        if not np.isfinite(outputs).all():
+            raise NonFiniteOutputs(f"the model's outputs hold {int((~np.isfinite(outputs)).sum())} NaN or "
+                                   f"infinite values")
+        return self._metrics(outputs, y)
 
     @abstractmethod
     def _metrics(self, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:

@@ -12,7 +12,7 @@ import numpy as np
 from .callbacks import Callback, EarlyStopping, KeepBest
 from .data.loaders import ArrayDataset, BatchIterator, take_rows
 from .losses import Loss
-from .tasks import ClassificationTask, Task
+from .tasks import ClassificationTask, NonFiniteOutputs, Task
 
 
 class TrainingDiverged(RuntimeError):
@@ -187,7 +187,11 @@ def fit(
         if task.counts_correct:
             record["train_accuracy"] = correct / seen
         if validation is not None:
-            record.update({f"val_{name}": value for name, value in task.evaluate(model, x_val, y_val).items()})
+            try:
+                scores = task.model_metrics(model, x_val, y_val)  # the data was checked above
+            except NonFiniteOutputs as exc:
+                raise TrainingDiverged(f"validation after epoch {epoch}: {exc}; lower the learning rate") from None
+            record.update({f"val_{name}": value for name, value in scores.items()})
         record.update(seconds=time.perf_counter() - start, learning_rate=lr)
         history.append(record)
         display.epoch(record)

@@ -250,3 +250,18 @@ def test_fit_rejects_bad_data_and_sizes():
         fit(model, d.x_train, d.y_train, SGD(model, lr=0.1), batch_size=100, drop_last=True, progress=None)
     with pytest.raises(ValueError, match="epochs and batch_size must be at least 1"):
         fit(model, d.x_train, d.y_train, SGD(model, lr=0.1), epochs=0, progress=None)
+
+
+def test_non_finite_validation_outputs_are_a_divergence_and_evaluate_names_them():
+    from minisnn.tasks import NonFiniteOutputs
+
+    d = make_synthetic(n_train=64, n_test=0)
+    be = get_backend("numpy", dtype="float32")
+    model = mlp(d.n_features, d.n_classes, depth=1, width=8, activation="relu", dropout=0.0, backend=be)
+    huge = np.full_like(d.x_train[:16], 3e38)  # finite in float32; the first layer's sums overflow to inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        with pytest.raises(TrainingDiverged, match="validation after epoch 1: the model's outputs hold .* NaN or inf"):
+            fit(model, d.x_train, d.y_train, SGD(model, lr=0.01), epochs=2, validation=(huge, d.y_train[:16]),
+                progress=None)
+        with pytest.raises(NonFiniteOutputs, match="NaN or infinite"):
+            evaluate(model, huge, d.y_train[:16])

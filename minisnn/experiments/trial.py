@@ -74,28 +74,6 @@ def batch_size_for(setting: int | str, n_train: int) -> int:
     return int(setting)
 
 
-class _DivergenceGuard:
-    """The task, except that non-finite validation outputs raise TrainingDiverged (instead of a
-    metric's ValueError), so a network that blows up between two steps counts as diverged."""
-
-    def __init__(self, task):
-        self.task = task
-
-    def __getattr__(self, name):
-        return getattr(self.task, name)
-
-    def for_model(self, model):
-        self.task.for_model(model)
-        return self
-
-    def evaluate(self, model, x, y, batch_size: int = 1024) -> dict[str, float]:
-        self.task.check(x, y, "evaluation data")
-        outputs = model.logits(x, batch_size).astype(np.float64)  # (N, n_outputs)
-        if not np.isfinite(outputs).all():
-            raise TrainingDiverged("the network's validation outputs became NaN or infinite; lower the learning rate")
-        return self.task._metrics(outputs, y)
-
-
 def _train(spec: TrialSpec, split: Split, epochs: int, validate: bool, seeds: dict[str, int], backend):
     """Build and train the network on `split`; (model, recorder, keep-best or None, divergence note or None)."""
     params = spec.params
@@ -109,7 +87,7 @@ def _train(spec: TrialSpec, split: Split, epochs: int, validate: bool, seeds: di
     diverged = None
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # a diverging network is recorded, not warned about
-            fit(model, split.x_train, split.y_train, optimizer, task=_DivergenceGuard(split.task), epochs=epochs,
+            fit(model, split.x_train, split.y_train, optimizer, task=split.task, epochs=epochs,
                 batch_size=batch_size_for(spec.training["batch_size"], split.x_train.shape[0]),
                 validation=(split.x_val, split.y_val) if validate else None, callbacks=callbacks,
                 seed=seeds["batches"], progress=None)
