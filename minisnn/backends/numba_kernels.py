@@ -457,6 +457,19 @@ def column_sum_kernel(x, out):
             out[c] += x[r, c]
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float32 (float64) whose bits are the int32 (int64) `bits`."""
+    float_type = {types.int32: types.float32, types.int64: types.float64}.get(bits)
+    if float_type is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(float_type))
+
+    return float_type(bits), codegen
+
+
 def _row_max(x):
     """max of the (d,) row x (d >= 1), NaN if any element is NaN; only callable from jitted code.
 
@@ -480,7 +493,7 @@ def _row_max_bits(x, int_type, sign_shift, magnitude_mask, infinity_bits, float_
         best = key if key > best else best
     if best == nan_key:
         return float_type(np.nan)
-    return np.array([int_type(best ^ int_type((best >> sign_shift) & magnitude_mask))]).view(float_type)[0]
+    return _float_from_bits(int_type(best ^ int_type((best >> sign_shift) & magnitude_mask)))
 
 
 def _row_max_f32(x):
@@ -523,20 +536,34 @@ def _exp_shifted_row(x, shift, out):
             out[c] = _exp_nonpositive(x[c] - shift)
 
 
+_LONG_ROW = 32  # classes from which the vector row loops beat plain ones (of copy: 10 classes 0.06 vs 0.09, 32: 0.15 vs 0.11)
+
+
 @_kernel
 def softmax_cross_entropy_forward_kernel(logits, labels, probs):
     """Fills probs; returns the summed loss (float64), or -1 - row of the first bad label."""
     n, classes = logits.shape
     total_loss = 0.0
     one = np.ones(1, logits.dtype)[0]  # in the dtype: a literal 1 would make 1 / total a float64
+    long_rows = classes >= _LONG_ROW
     for r in range(n):
         label = labels[r]
         if label < 0 or label >= classes:
             return -1.0 - r
         label_logit = logits[r, label]  # read first: probs may be logits
-        row_max = _row_max(logits[r])
-        _exp_shifted_row(logits[r], row_max, probs[r])
-        total = _row_sum(probs[r])
+        if long_rows:
+            row_max = _row_max(logits[r])
+            _exp_shifted_row(logits[r], row_max, probs[r])
+            total = _row_sum(probs[r])
+        else:  # a few classes: plain loops, without the vector loops' set-up and remainder per row
+            row_max = logits[r, 0]
+            for c in range(1, classes):
+                row_max = logits[r, c] if logits[r, c] > row_max or logits[r, c] != logits[r, c] else row_max
+            for c in range(classes):
+                probs[r, c] = _exp_nonpositive(logits[r, c] - row_max)
+            total = probs[r, 0]
+            for c in range(1, classes):
+                total += probs[r, c]
         inverse = one / total  # a product per element instead of a division: 1 rounding more, at most 1 ulp
         for c in range(classes):
             probs[r, c] *= inverse
