@@ -226,19 +226,26 @@ def test_float32_kernels_compute_in_float32():
         assert not float64_arithmetic, f"{name} computes in float64: {float64_arithmetic[:3]}"
 
 
-@pytest.mark.parametrize("classes", [1, 3, 255, 256, 257, 600])
+@pytest.mark.parametrize("classes", [1, 3, 31, 32, 33, 255, 600])
 def test_softmax_row_reductions_cover_every_class_and_propagate_nan(be, dtype, classes):
-    """The row max and sum run in lanes over whole blocks plus a tail: every class counts, wherever
-    it falls, and a NaN logit makes its row NaN as in the reference."""
+    """Short rows loop plainly, long ones in vector loops with a remainder: every class counts,
+    wherever it falls; a NaN logit (either sign bit: x86 makes negative ones) makes its row NaN as
+    in the reference, while -inf logits get probability 0."""
     rng = np.random.default_rng(classes)
-    logits = rng.standard_normal((4, classes)).astype(dtype)  # (N, C)
-    logits[1, -1] = 40.0  # the row's max in the tail (or the last block)
+    logits = rng.standard_normal((6, classes)).astype(dtype)  # (N, C)
+    logits[1, -1] = 40.0  # the row's max in the remainder (or the last vector)
     logits[2, 0] = np.nan
-    labels = np.zeros(4, np.int64)
-    loss_rows = [0, 1, 3]
+    logits[3, -1] = -np.nan  # sign bit set
+    logits[4, :] = -np.inf
+    logits[4, -1] = -0.0
+    logits[5, 0] = -np.inf
+    labels = np.zeros(6, np.int64)
+    loss_rows = [0, 1, 4, 5] if classes > 1 else [0, 1, 4]
+    labels[4] = classes - 1
+    labels[5] = classes - 1
     expected_loss, expected = ref.softmax_cross_entropy_forward(*f64(logits[loss_rows]), labels[loss_rows])
     loss, probs = be.softmax_cross_entropy_forward(logits[loss_rows], labels[loss_rows])
     np.testing.assert_allclose(probs, expected, rtol=PROBS_RTOL[np.dtype(dtype)] * 10, atol=1e-30)
     assert float(loss) == pytest.approx(float(expected_loss), rel=1e-5)
     _, probs = be.softmax_cross_entropy_forward(logits, labels)
-    assert np.isnan(probs[2]).all() and not np.isnan(probs[[0, 1, 3]]).any()
+    assert np.isnan(probs[[2, 3]]).all() and not np.isnan(probs[loss_rows]).any()

@@ -471,38 +471,35 @@ def _float_from_bits(typingctx, bits):
 
 
 def _row_max(x):
-    """max of the (d,) row x (d >= 1), NaN if any element is NaN; only callable from jitted code.
+    """max of the (d,) row x (d >= 1) for the softmax's shift; only callable from jitted code.
 
     As integers: a float's bits b, with b's magnitude bits flipped where the sign is set, order as
-    the floats do (NaN mapped above everything, -0 below +0). A running maximum of floats with NaN
-    checks is a serial chain of compares that LLVM does not vectorize without dropping NaN; an
-    integer maximum it vectorizes in registers (0.34 of a copy's time at 4096 x 4096, the cost of
-    reading the row; partial float maxima kept in memory took 0.56 - 0.69)."""
+    the floats do (-0 below +0). A NaN orders above +inf or below -inf by its sign bit, so the
+    maximum may or may not be NaN; either way the NaN's exp makes the row's sum, and so the whole
+    row, NaN, as in the reference. A running maximum of floats is a serial chain of compares that
+    LLVM does not vectorize without dropping NaN; an integer maximum it vectorizes in registers
+    (0.34 of a copy's time at 4096 x 4096, the cost of reading the row; partial float maxima kept
+    in memory took 0.56 - 0.69)."""
     raise NotImplementedError("_row_max runs inside Numba kernels only")
 
 
 @_kernel
-def _row_max_bits(x, int_type, sign_shift, magnitude_mask, infinity_bits, float_type):
+def _row_max_bits(x, int_type, sign_shift, magnitude_mask, float_type):
     bits = x.view(int_type)
-    nan_key = int_type(magnitude_mask)  # the largest key: above every non-NaN float's
     best = int_type(-magnitude_mask - 1)
     for c in range(bits.size):
         b = bits[c]
         key = int_type(b ^ int_type((b >> sign_shift) & magnitude_mask))
-        key = nan_key if int_type(b & magnitude_mask) > infinity_bits else key
         best = key if key > best else best
-    if best == nan_key:
-        return float_type(np.nan)
     return _float_from_bits(int_type(best ^ int_type((best >> sign_shift) & magnitude_mask)))
 
 
 def _row_max_f32(x):
-    return _row_max_bits(x, np.int32, np.int32(31), np.int32(0x7FFFFFFF), np.int32(0x7F800000), np.float32)
+    return _row_max_bits(x, np.int32, np.int32(31), np.int32(0x7FFFFFFF), np.float32)
 
 
 def _row_max_f64(x):
-    return _row_max_bits(x, np.int64, np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.int64(0x7FF0000000000000),
-                         np.float64)
+    return _row_max_bits(x, np.int64, np.int64(63), np.int64(0x7FFFFFFFFFFFFFFF), np.float64)
 
 
 @overload(_row_max)
