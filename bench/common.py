@@ -73,7 +73,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cpu_model(),
-        "isa": isa_flags(),  # what the CPU has; NUMBA_CPU_NAME (environment below) restricts the Numba kernels
+        "isa": isa_flags(),  # what the CPU has; NUMBA_CPU_NAME and _FEATURES (below) restrict the Numba kernels
+        "numba_target": "avx2" if os.environ.get("NUMBA_CPU_NAME") == AVX2_CPU_NAME else "native",
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "numba": numba_info(),
@@ -84,6 +85,38 @@ def environment() -> dict[str, Any]:
 
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+ISA_TARGETS = ("native", "avx2")
+AVX2_CPU_NAME = "znver3"  # AMD EPYC family 25 (Zen 3): AVX2 and FMA, no AVX-512
+
+
+def avx2_target_environment() -> dict[str, str]:
+    """Environment variables under which Numba compiles for AVX2 only, on any x86 machine with AVX2:
+    NUMBA_CPU_NAME picks the compiled module's CPU model (whose features it then uses) and the JIT's
+    tuning; NUMBA_CPU_FEATURES gives the JIT this machine's features without the AVX-512 family (the
+    JIT otherwise keeps the host's features whatever the CPU name, so jitted variants would still
+    use AVX-512 instructions)."""
+    import llvmlite.binding as llvm
+
+    def dropped(name: str) -> bool:
+        return name.startswith(("avx512", "avx10", "amx")) or name == "evex512"
+
+    features = llvm.get_host_cpu_features()
+    if not features.get("avx2"):
+        raise SystemExit("--isa avx2 needs a CPU with AVX2")
+    flags = ",".join(("-" if dropped(name) or not on else "+") + name for name, on in sorted(features.items()))
+    return {"NUMBA_CPU_NAME": AVX2_CPU_NAME, "NUMBA_CPU_FEATURES": flags}
+
+
+def run_for_isa(isa: str, script: str, argv: list[str]) -> None:
+    """For --isa avx2: run `script argv` again in a fresh interpreter with avx2_target_environment()
+    (Numba reads those variables when it starts); returns at once for "native" or inside that run."""
+    if isa == "native":
+        return
+    target = avx2_target_environment()
+    if all(os.environ.get(name) == value for name, value in target.items()):
+        return
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, script, *argv], {**os.environ, **target})
 
 
 def isa_flags() -> dict[str, bool]:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from common import copy_bandwidth, default_json_path, environment, in_place_bandwidth, time_call, write_json
+from common import (ISA_TARGETS, copy_bandwidth, default_json_path, environment, in_place_bandwidth, run_for_isa,
+                    time_call, write_json)
 
 from minisnn import reference as ref
 from minisnn.backends import BackendUnavailable, get_backend
@@ -391,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="numpy,numba", help="comma-separated backend names")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (a smoke test)")
+    parser.add_argument("--isa", choices=ISA_TARGETS, default="native",
+                        help="avx2: compile the Numba kernels for AVX2 only (bench/common.py, avx2_target_environment)")
     parser.add_argument("--json", default=None, help="output path (default bench/results/kernels.json)")
     args = parser.parse_args(argv)
+    run_for_isa(args.isa, __file__, sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.rows, args.cols = 37, 129
     timing = {"min_time": 0.0, "min_repeats": 2, "warmup": 1} if args.quick else {"min_time": 0.5, "min_repeats": 7}

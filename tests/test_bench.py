@@ -1,6 +1,7 @@
 """Each benchmark runs once with tiny sizes and writes the JSON it promises."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,31 @@ def test_train_step_benchmark_says_when_pytorch_is_missing(tmp_path):
 def test_benchmarks_explain_their_options(script):
     result = run_bench(script, "--help")
     assert result.returncode == 0 and "--json" in result.stdout and "--quick" in result.stdout
+
+
+def test_avx2_target_compiles_jitted_loops_without_avx512(tmp_path):
+    """--isa avx2 (bench/common.py): Numba's JIT then emits AVX2 (ymm) vector code and no AVX-512
+    (zmm) instruction, also on a machine that has AVX-512."""
+    pytest.importorskip("numba")
+    sys.path.insert(0, str(BENCH))
+    try:
+        from common import avx2_target_environment, isa_flags
+    finally:
+        sys.path.remove(str(BENCH))
+    if not isa_flags().get("avx2"):
+        pytest.skip("no AVX2 on this machine")
+    env = avx2_target_environment()
+    assert not [f for f in env["NUMBA_CPU_FEATURES"].split(",") if f.startswith("+avx512")]
+    assert "+avx2" in env["NUMBA_CPU_FEATURES"].split(",")
+    probe = ("import numba, numpy as np\n"
+             "@numba.njit\n"
+             "def scale(x, out):\n"
+             "    for i in range(x.size):\n"
+             "        out[i] = 2.0 * x[i] + 1.0\n"
+             "x = np.ones(1000, np.float32)\n"
+             "scale(x, x.copy())\n"
+             "print(scale.inspect_asm(scale.signatures[0]))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "ymm" in result.stdout and "zmm" not in result.stdout
