@@ -1,5 +1,6 @@
 """Each benchmark runs once with tiny sizes and writes the JSON it promises."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -86,14 +87,12 @@ def test_avx2_target_compiles_jitted_loops_without_avx512(tmp_path):
     """--isa avx2 (bench/common.py): Numba's JIT then emits AVX2 (ymm) vector code and no AVX-512
     (zmm) instruction, also on a machine that has AVX-512."""
     pytest.importorskip("numba")
-    sys.path.insert(0, str(BENCH))
-    try:
-        from common import avx2_target_environment, isa_flags
-    finally:
-        sys.path.remove(str(BENCH))
-    if not isa_flags().get("avx2"):
+    spec = importlib.util.spec_from_file_location("bench_common", BENCH / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    if not common.isa_flags().get("avx2"):
         pytest.skip("no AVX2 on this machine")
-    env = avx2_target_environment()
+    env = common.avx2_target_environment()
     assert not [f for f in env["NUMBA_CPU_FEATURES"].split(",") if f.startswith("+avx512")]
     assert "+avx2" in env["NUMBA_CPU_FEATURES"].split(",")
     probe = ("import numba, numpy as np\n"
