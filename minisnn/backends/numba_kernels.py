@@ -515,7 +515,7 @@ def _row_max_impl(x):
 def _row_sum(x):
     """Sum of the (d,) row x in its dtype. "reassoc" lets LLVM keep several vector accumulators in
     registers (the order is then fixed by the vector width: deterministic for a compiled target);
-    partial sums kept in memory, as _row_max keeps its maxima, cost 0.45 of a copy's time here."""
+    partial sums kept in memory cost 0.45 of a copy's time at 4096 classes."""
     total = x[0] - x[0]
     for c in range(x.size):
         total += x[c]
