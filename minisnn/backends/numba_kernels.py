@@ -7,7 +7,7 @@ kernels every op uses, with their signatures for ahead-of-time compilation (numb
 
 Speed comes from these things:
 - SELU's exp: Numba has no SVML here, so math.expm1 stays a scalar libm call (variant
-  v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_nonpositive` is a branch-free range
+  v1_libm_expm1, about 0.02 of copy bandwidth). `_expm1_parts` is a branch-free range
   reduction plus a polynomial that LLVM vectorizes: in float32 a fitted degree-6 polynomial, the
   rounding to k done by adding 1.5 * 2**23 (its low bits then hold k, moved into 2**k's exponent
   by an integer add and shift), one product with ln 2; in float64 Cody-Waite and Taylor to degree
@@ -146,40 +146,38 @@ def _exp2_of_rounded(typingctx, z):
     return z(z), codegen
 
 
-def _expm1_nonpositive(x):
-    """expm1(x) for x <= 0 (or NaN); only callable from jitted code."""
-    raise NotImplementedError("_expm1_nonpositive runs inside Numba kernels only")
+def _expm1_parts(x):
+    """(t, p) with expm1(x) = t*p + (t - 1), t = 2**k, p = expm1(r), for x <= 0 or NaN; for x > 0
+    finite values of no meaning (callers select them away). Only callable from jitted code."""
+    raise NotImplementedError("_expm1_parts runs inside Numba kernels only")
 
 
-def _expm1_nonpositive_f32(x):
+def _expm1_parts_f32(x):
     x = _F32(-87.0) if _F32(-87.0) > x else x  # keeps 2**k normal (expm1 is -1 below) and keeps NaN: one vmaxps
-    z = x * _F32(_LOG2E) + _F32(_ROUNDER_F32)  # k + _ROUNDER, k the integer nearest x/ln2
+    z = x * _F32(_LOG2E) + _F32(_ROUNDER_F32)  # k + _ROUNDER, k the integer nearest x/ln2 (integer bits only)
     k = z - _F32(_ROUNDER_F32)
     # |r| <= ln2/2. One product with ln2 rounded to float32 is off by |k| * 1.9e-9: where k != 0,
     # expm1(x) is 2^k e^r - 1 with 2^k e^r <= 0.71, so that error stays below 0.1 ulp of the result.
     r = x - k * _LN2_F32
     q0, q1, q2, q3, q4 = _EXPM1_Q_F32
-    p = r + (r * r) * (q0 + r * (q1 + r * (q2 + r * (q3 + r * q4))))  # expm1(r)
-    t = _exp2_of_rounded(z)
-    return t * p + (t - _F32(1.0))  # expm1(x) = 2^k expm1(r) + 2^k - 1, exact when k = 0
+    return _exp2_of_rounded(z), r + (r * r) * (q0 + r * (q1 + r * (q2 + r * (q3 + r * q4))))
 
 
-def _expm1_nonpositive_f64(x):
-    x = -708.0 if x < -708.0 else x  # keeps 2**k normal and keeps NaN
+def _expm1_parts_f64(x):
+    x = -708.0 if x < -708.0 else (0.0 if x > 0.0 else x)  # keeps 2**k normal and keeps NaN
     k = np.floor(x * _LOG2E + 0.5)
     r = (x - k * _LN2_HI_F64) - k * _LN2_LO_F64
     p = r * (1.0 + r * (_C[2] + r * (_C[3] + r * (_C[4] + r * (_C[5] + r * (_C[6] + r * (_C[7] + r * (
         _C[8] + r * (_C[9] + r * (_C[10] + r * (_C[11] + r * (_C[12] + r * _C[13]))))))))))))  # Taylor to r^13
-    t = _exp2_integer(k)
-    return t * p + (t - 1.0)
+    return _exp2_integer(k), p
 
 
-@overload(_expm1_nonpositive)
-def _expm1_nonpositive_impl(x):
+@overload(_expm1_parts)
+def _expm1_parts_impl(x):
     if x == types.float32:
-        return _expm1_nonpositive_f32
+        return _expm1_parts_f32
     if x == types.float64:
-        return _expm1_nonpositive_f64
+        return _expm1_parts_f64
     return None
 
 
@@ -250,9 +248,21 @@ def _same_data(a, b):
 
 @_kernel
 def _selu(x, lam, lam_alpha):
-    zero = lam - lam  # 0 in the dtype
-    negative = zero if x > zero else x  # keeps NaN (one vminps); exp never sees x > 0
-    return lam * x if x > 0 else lam_alpha * _expm1_nonpositive(negative)
+    """lam*x for x > 0, else lam*alpha*expm1(x) = (lam*alpha*t)*p + (lam*alpha*t - lam*alpha); NaN stays NaN."""
+    t, p = _expm1_parts(x)
+    scaled = lam_alpha * t
+    return lam * x if x > 0 else scaled * p + (scaled - lam_alpha)
+
+
+@_kernel
+def _scaled_selu(x, scaled_lam, scaled_lam_alpha, shift, offset):
+    """scale*selu(x) + shift with the scale folded into the constants (scaled_lam = scale*lam,
+    scaled_lam_alpha = scale*lam*alpha, offset = shift - scaled_lam_alpha, each rounded once to
+    the dtype): one product per element fewer than scaling selu(x) afterwards. x = 0 takes the linear
+    branch, which gives shift exactly (selu(0) = 0; the other branch rounds shift - scaled + scaled)."""
+    t, p = _expm1_parts(x)
+    scaled = scaled_lam_alpha * t
+    return scaled_lam * x + shift if x >= 0 else scaled * p + (scaled + offset)
 
 
 @_kernel
@@ -386,23 +396,26 @@ def bias_selu_forward_kernel(z, b, lam, lam_alpha, out):
 
 
 @_kernel
-def _bias_selu_dropout_row(z, b, lam, lam_alpha, base, k0, k1, threshold, scale, shift, dropped, out):
-    """out = alpha_dropout(selu(z + b)) over one (d,) row whose element c has hash index base + c; out may be z."""
+def _bias_selu_dropout_row(z, b, scaled_lam, scaled_lam_alpha, shift, offset, base, k0, k1, threshold, dropped, out):
+    """out = alpha_dropout(selu(z + b)) over one (d,) row whose element c has hash index base + c, the
+    dropout's affine map folded into SELU's constants (_scaled_selu); out may be z."""
     if _same_data(z, out):
         for c in range(z.size):
-            y = scale * _selu(z[c] + b[c], lam, lam_alpha) + shift
+            y = _scaled_selu(z[c] + b[c], scaled_lam, scaled_lam_alpha, shift, offset)
             z[c] = y if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
     else:
         for c in range(z.size):
-            y = scale * _selu(z[c] + b[c], lam, lam_alpha) + shift
+            y = _scaled_selu(z[c] + b[c], scaled_lam, scaled_lam_alpha, shift, offset)
             out[c] = y if _kept(np.uint32(base + np.uint32(c)), k0, k1, threshold) else dropped
 
 
 @_kernel
 def bias_selu_dropout_forward_kernel(z, b, lam, lam_alpha, k0, k1, threshold, row_step, scale, shift, dropped, out):
+    scaled_lam, scaled_lam_alpha = scale * lam, scale * lam_alpha  # in the dtype, as the operands
+    offset = shift - scaled_lam_alpha
     for r in range(z.shape[0]):
-        _bias_selu_dropout_row(z[r], b, lam, lam_alpha, np.uint32(r * row_step), k0, k1, threshold, scale, shift,
-                               dropped, out[r])
+        _bias_selu_dropout_row(z[r], b, scaled_lam, scaled_lam_alpha, shift, offset, np.uint32(r * row_step), k0, k1,
+                               threshold, dropped, out[r])
 
 
 @_kernel
