@@ -169,9 +169,11 @@ def _inverse(value: float, dtype: np.dtype):
     return dtype.type(1) / dtype.type(value)
 
 
+@functools.lru_cache(maxsize=16)
 def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: np.dtype) -> tuple:
     """(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step size, sqrt of the second bias correction,
-    eps) in the dtype: the bias corrections of step `step` computed once, in float64."""
+    eps) in the dtype: the bias corrections of step `step` computed once, in float64, and kept for
+    the step's other parameters (an optimizer updates every array of a model with the same step)."""
     if step < 1:
         raise ValueError(f"step is the 1-based count of Adam steps (it sets the bias corrections), got {step}")
     scalar = dtype.type
