@@ -107,6 +107,12 @@ def avx2_target_environment() -> dict[str, str]:
     return {"NUMBA_CPU_NAME": AVX2_CPU_NAME, "NUMBA_CPU_FEATURES": flags}
 
 
+def add_isa_argument(parser) -> None:
+    """--isa native|avx2 on a benchmark's parser; the benchmark then calls run_for_isa."""
+    parser.add_argument("--isa", choices=ISA_TARGETS, default="native",
+                        help="avx2: compile the Numba kernels for AVX2 only (bench/common.py, avx2_target_environment)")
+
+
 def run_for_isa(isa: str, script: str, argv: list[str]) -> None:
     """For --isa avx2: run `script argv` again in a fresh interpreter with avx2_target_environment()
     (Numba reads those variables when it starts); returns at once for "native" or inside that run."""

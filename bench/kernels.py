@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from common import (ISA_TARGETS, copy_bandwidth, default_json_path, environment, in_place_bandwidth, run_for_isa,
-                    time_call, write_json)
+from common import (add_isa_argument, copy_bandwidth, default_json_path, environment, in_place_bandwidth,
+                    run_for_isa, time_call, write_json)
 
 from minisnn import reference as ref
 from minisnn.backends import BackendUnavailable, get_backend
@@ -392,8 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="numpy,numba", help="comma-separated backend names")
     parser.add_argument("--no-torch", action="store_true", help="leave out the PyTorch rows")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (a smoke test)")
-    parser.add_argument("--isa", choices=ISA_TARGETS, default="native",
-                        help="avx2: compile the Numba kernels for AVX2 only (bench/common.py, avx2_target_environment)")
+    add_isa_argument(parser)
     parser.add_argument("--json", default=None, help="output path (default bench/results/kernels.json)")
     args = parser.parse_args(argv)
     run_for_isa(args.isa, __file__, sys.argv[1:] if argv is None else argv)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from common import ISA_TARGETS, default_json_path, environment, run_for_isa, write_json
+from common import add_isa_argument, default_json_path, environment, run_for_isa, write_json
 
 from minisnn.backends import BackendUnavailable, get_backend
 from minisnn.losses import SoftmaxCrossEntropy
@@ -305,8 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="PyTorch intra-op threads")
     parser.add_argument("--no-torch", action="store_true", help="leave out PyTorch")
     parser.add_argument("--quick", action="store_true", help="one tiny config, 2 rounds (a smoke test)")
-    parser.add_argument("--isa", choices=ISA_TARGETS, default="native",
-                        help="avx2: compile the Numba kernels for AVX2 only (bench/common.py, avx2_target_environment)")
+    add_isa_argument(parser)
     parser.add_argument("--json", default=None, help="output path (default bench/results/train_step.json)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-config", default=None, help=argparse.SUPPRESS)

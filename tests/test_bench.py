@@ -83,13 +83,19 @@ def test_benchmarks_explain_their_options(script):
     assert result.returncode == 0 and "--json" in result.stdout and "--quick" in result.stdout
 
 
+def bench_common():
+    """bench/common.py as a module (it is a script folder, not a package)."""
+    spec = importlib.util.spec_from_file_location("bench_common", BENCH / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    return common
+
+
 def test_avx2_target_compiles_jitted_loops_without_avx512(tmp_path):
     """--isa avx2 (bench/common.py): Numba's JIT then emits AVX2 (ymm) vector code and no AVX-512
     (zmm) instruction, also on a machine that has AVX-512."""
     pytest.importorskip("numba")
-    spec = importlib.util.spec_from_file_location("bench_common", BENCH / "common.py")
-    common = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(common)
+    common = bench_common()
     if not common.isa_flags().get("avx2"):
         pytest.skip("no AVX2 on this machine")
     env = common.avx2_target_environment()
@@ -107,3 +113,10 @@ def test_avx2_target_compiles_jitted_loops_without_avx512(tmp_path):
                             env={**os.environ, **env, "NUMBA_CACHE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "ymm" in result.stdout and "zmm" not in result.stdout
+
+
+def test_avx2_target_on_a_cpu_without_avx2_says_so(monkeypatch):
+    llvm = pytest.importorskip("llvmlite.binding")
+    monkeypatch.setattr(llvm, "get_host_cpu_features", lambda: {"sse2": True, "avx": True})
+    with pytest.raises(SystemExit, match="--isa avx2 needs a CPU with AVX2"):
+        bench_common().avx2_target_environment()
