@@ -77,6 +77,7 @@ class Optimizer:
         self.schedule = schedule or Schedule()
         self.step_count = 0
         self.state: dict[str, dict[str, Any]] = {}  # slot -> parameter name -> array
+        self._updates: list | None = None  # one bound backend update per parameter, made by the first step
 
     def _allocate_state(self, slots: tuple[str, ...]) -> None:
         self.state = {slot: {p.name: self.backend.zeros(p.value.shape) for p in self.params} for slot in slots}
@@ -89,10 +90,17 @@ class Optimizer:
         """Apply one update to every parameter from its gradient buffer."""
         lr = self.current_lr
         self.step_count += 1
-        for p in self.params:
-            self._update(p, lr)
+        if self._updates is None:  # bound on first use: the arrays are fixed from then on
+            self._updates = [self._bind(p) for p in self.params]
+        for update in self._updates:
+            self._update(update, lr)
 
-    def _update(self, p, lr: float) -> None:
+    def _bind(self, p):
+        """The backend's update op bound to parameter p's arrays (Backend.bind_update)."""
+        raise NotImplementedError
+
+    def _update(self, update, lr: float) -> None:
+        """Call a bound update with this step's arguments."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -139,9 +147,11 @@ class SGD(Optimizer):
     def velocity(self) -> dict[str, Any]:
         return self.state.get("velocity", {})
 
-    def _update(self, p, lr: float) -> None:
-        self.backend.sgd_update(p.value, p.grad, self.velocity.get(p.name), lr, self.momentum, self.weight_decay,
-                                self.nesterov)
+    def _bind(self, p):
+        return self.backend.bind_update("sgd_update", p.value, p.grad, self.velocity.get(p.name))
+
+    def _update(self, update, lr: float) -> None:
+        update(lr, self.momentum, self.weight_decay, self.nesterov)
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -163,9 +173,12 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
         self._allocate_state(("m", "v"))
 
-    def _update(self, p, lr: float) -> None:
-        self.backend.adam_update(p.value, p.grad, self.state["m"][p.name], self.state["v"][p.name], lr, self.beta1,
-                                 self.beta2, self.eps, self.weight_decay, self.step_count, self.decoupled)
+    def _bind(self, p):
+        return self.backend.bind_update("adam_update", p.value, p.grad, self.state["m"][p.name],
+                                        self.state["v"][p.name])
+
+    def _update(self, update, lr: float) -> None:
+        update(lr, self.beta1, self.beta2, self.eps, self.weight_decay, self.step_count, self.decoupled)
 
     def config(self) -> dict[str, Any]:
         return {"kind": self.kind, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,

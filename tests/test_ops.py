@@ -208,3 +208,56 @@ def test_compiled_numba_kernels_equal_the_jitted_ones_bit_for_bit(op, dtype):
                     for name in results[0]:
                         assert np.array_equal(results[0][name], results[1][name], equal_nan=True), (
                             f"{op} {variant} {case.id} {shape} {layout}: compiled and jitted {name} differ")
+
+
+UPDATE_ARGUMENTS = {"sgd_update": ("lr", "momentum", "weight_decay", "nesterov"),
+                    "adam_update": ("lr", "beta1", "beta2", "eps", "weight_decay", "step", "decoupled")}
+UPDATE_STATE = {"sgd_update": ("velocity",), "adam_update": ("m", "v")}
+
+
+def _bound_backend(name: str, dtype: str):
+    return compiled_numba_backend(dtype) if name == "numba-compiled" else backend_or_skip(name, dtype)
+
+
+@pytest.mark.parametrize("grad_layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", [case for op in UPDATE_ARGUMENTS for case in bc.CASES[op]], ids=lambda c: c.id)
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name))
+                                          for name in (*BACKENDS, "numba-compiled")])
+def test_a_bound_update_equals_the_op_bit_for_bit_over_steps(backend_name, case, dtype, grad_layout):
+    """Backend.bind_update: three steps through the bound update and three through the op, the
+    gradient rewritten in place between steps (a bound update must read the array, not a copy),
+    give the same bits."""
+    be = _bound_backend(backend_name, dtype)
+    shape = (257, 129)
+    args = case.make(bc.case_rng(case, shape), shape, np.dtype(dtype))
+    runs = []
+    for bound in (True, False):
+        arrays = {k: bc.to_backend(be, v, grad_layout if k == "grad" else "contiguous") for k, v in args.items()}
+        state = [arrays[k] for k in UPDATE_STATE[case.op]]
+        update = be.bind_update(case.op, arrays["param"], arrays["grad"], *state) if bound else None
+        for step in range(3):
+            arrays["grad"][...] = be.asarray(args["grad"] * (step + 1))
+            scalars = [args[k] + step if k == "step" else args[k] for k in UPDATE_ARGUMENTS[case.op]]
+            if bound:
+                update(*scalars)
+            else:
+                getattr(be, case.op)(arrays["param"], arrays["grad"], *state, *scalars)
+        runs.append({k: be.to_numpy(a) for k, a in (("param", arrays["param"]), *zip(UPDATE_STATE[case.op], state))
+                     if a is not None})
+    for name in runs[0]:
+        assert np.array_equal(runs[0][name], runs[1][name]), f"{case.id}: bound and unbound {name} differ"
+
+
+@pytest.mark.parametrize("backend_name", [pytest.param(name, marks=_marks(name)) for name in BACKENDS])
+def test_bind_update_names_unknown_ops_and_sgd_a_missing_velocity(backend_name):
+    be = backend_or_skip(backend_name, "float32")
+    param, grad = be.zeros((4,)), be.zeros((4,))
+    with pytest.raises(ValueError, match="binds one of sgd_update, adam_update, got 'relu_forward'"):
+        be.bind_update("relu_forward", param, grad)
+    update = be.bind_update("sgd_update", param, grad, None)
+    update(0.1)  # momentum 0 needs no velocity
+    with pytest.raises(ValueError, match="sgd_update with momentum 0.9 needs a velocity array, got None"):
+        update(0.1, 0.9)
+    with pytest.raises(ValueError, match="sgd_update with momentum 0.9 needs a velocity array, got None"):
+        be.sgd_update(param, grad, None, 0.1, 0.9)

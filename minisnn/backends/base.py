@@ -552,11 +552,26 @@ class Backend:
         return int((self.xp.argmax(logits, axis=1) == labels).sum())
 
     # ---- optimizer updates ------------------------------------------------------------------------
+    UPDATE_OPS = ("sgd_update", "adam_update")
+
+    def bind_update(self, op: str, param, grad, *state) -> Callable[..., None]:
+        """The update op `op` (one of UPDATE_OPS) bound to one parameter's arrays: param, grad, then
+        its state (velocity, or m and v). Calling the result with the op's remaining arguments
+        (lr, ...) updates them in place. An optimizer binds every parameter once and calls each
+        step; a backend may check the arrays once here (they are never rebound) instead of at
+        every call, so the arrays must not be reshaped or replaced while the result is in use."""
+        if op not in self.UPDATE_OPS:
+            raise ValueError(f"bind_update binds one of {', '.join(self.UPDATE_OPS)}, got {op!r}")
+        method = getattr(self, op)
+        return lambda *args: method(param, grad, *state, *args)
+
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         """In place, PyTorch's convention: g = grad + weight_decay*param; with momentum
         v = momentum*v + g and step = g + momentum*v (Nesterov) or v, else step = g;
         param -= lr*step. velocity is ignored (may be None) when momentum is 0. Works in
         slices of UPDATE_CHUNK elements, so its temporaries stay cache-sized."""
+        if momentum != 0.0 and velocity is None:
+            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
         for rows in _slices(param):
             p, g = param[rows], grad[rows]
             if weight_decay:

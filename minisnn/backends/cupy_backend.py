@@ -549,6 +549,8 @@ class CupyBackend(Backend):
             args = (param, grad, np.int64(n), t(lr), t(weight_decay))
             self._elementwise("sgd_update", "sgd_update", n, param.dtype, args)
             return
+        if velocity is None:
+            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
         velocity = self._output(velocity, param.shape, param.dtype, name="velocity")
         args = (param, grad, velocity, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(bool(nesterov)))
         self._elementwise("sgd_update", "sgd_update_momentum", n, param.dtype, args)

@@ -171,15 +171,17 @@ def _inverse(value: float, dtype: np.dtype):
 
 @functools.lru_cache(maxsize=16)
 def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: np.dtype) -> tuple:
-    """(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, step size, sqrt of the second bias correction,
-    eps) in the dtype: the bias corrections of step `step` computed once, in float64, and kept for
-    the step's other parameters (an optimizer updates every array of a model with the same step)."""
+    """(decay, l2, beta1, 1 - beta1, beta2, 1 - beta2, corrected step, corrected eps) of
+    adam_update_kernel in the dtype: the bias corrections of step `step` folded in once, in
+    float64, and kept for the step's other parameters (an optimizer updates every array of a
+    model with the same step)."""
     if step < 1:
         raise ValueError(f"step is the 1-based count of Adam steps (it sets the bias corrections), got {step}")
     scalar = dtype.type
     decay, l2 = (1.0 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+    root_correction2 = math.sqrt(1.0 - beta2 ** step)
     return (scalar(decay), scalar(l2), scalar(beta1), scalar(1.0 - beta1), scalar(beta2), scalar(1.0 - beta2),
-            scalar(lr / (1.0 - beta1 ** step)), scalar(math.sqrt(1.0 - beta2 ** step)), scalar(eps))
+            scalar(lr * root_correction2 / (1.0 - beta1 ** step)), scalar(eps * root_correction2))
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -560,6 +562,8 @@ class NumbaBackend(Backend):
             _check_updatable("sgd_update", "param", param)
             self._kernels["sgd_update", dtype](param.ravel(), _flat(_contiguous(grad)),
                                                *self._floats(dtype, lr, weight_decay))
+        elif velocity is None:
+            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
         else:
             dtype = _float_dtype(param, grad, velocity)
             _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
@@ -574,3 +578,43 @@ class NumbaBackend(Backend):
         _check_updatable("adam_update", "param", param, "m", m, "v", v)
         scalars = _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype)
         self._kernels["adam_update", dtype](_flat(param), _flat(_contiguous(grad)), _flat(m), _flat(v), *scalars)
+
+    def bind_update(self, op, param, grad, *state):
+        """The update kernel with its arrays checked and flattened once: a bound call costs about
+        a third of an op call (a model of 8 arrays, Adam: 2.8 -> 0.9 us per array and step). A
+        non-contiguous grad keeps the checked op, which copies it at every call."""
+        if op not in self.UPDATE_OPS or not grad.flags.c_contiguous:
+            return super().bind_update(op, param, grad, *state)
+        if op == "adam_update":
+            m, v = state
+            dtype = _float_dtype(param, grad, m, v)
+            _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
+            _check_updatable(op, "param", param, "m", m, "v", v)
+            kernel, arrays = self._kernels[op, dtype], tuple(map(_flat, (param, grad, m, v)))
+
+            def adam(lr, beta1, beta2, eps, weight_decay, step, decoupled):
+                kernel(*arrays, *_adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype))
+
+            return adam
+        (velocity,) = state
+        plain = (param, grad)
+        dtype = _float_dtype(*plain)
+        _check_same_shape(("param", "grad"), *plain)
+        _check_updatable(op, "param", param)
+        if velocity is not None:
+            dtype = _float_dtype(param, grad, velocity)
+            _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
+            _check_updatable(op, "velocity", velocity)
+        plain_kernel, momentum_kernel = self._kernels["sgd_update", dtype], self._kernels["sgd_update_momentum", dtype]
+        arrays = tuple(map(_flat, plain))
+        with_velocity = arrays if velocity is None else (*arrays, _flat(velocity))
+
+        def sgd(lr, momentum=0.0, weight_decay=0.0, nesterov=False):
+            if momentum == 0.0:
+                plain_kernel(*arrays, *self._floats(dtype, lr, weight_decay))
+            elif velocity is None:
+                raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+            else:
+                momentum_kernel(*with_velocity, *self._floats(dtype, lr, momentum, weight_decay), bool(nesterov))
+
+        return sgd

@@ -614,10 +614,13 @@ def sgd_update_momentum_kernel(param, grad, velocity, lr, momentum, weight_decay
 
 
 @_kernel(error_model="numpy")  # Python's error model checks every division for 0, which stops vectorization
-def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, step_size,
-                       root_correction2, eps):
+def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, beta2, one_minus_beta2, corrected_step,
+                       corrected_eps):
     """One fused pass of Adam (decay 1, l2 = weight decay) or AdamW (decay 1 - lr*weight decay,
-    l2 0); step_size = lr / (1 - beta1^step) and root_correction2 = sqrt(1 - beta2^step)."""
+    l2 0). With c1 = 1 - beta1^step and c2 = 1 - beta2^step, the step
+    lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) is computed as corrected_step * m / (sqrt(v) + corrected_eps),
+    corrected_step = lr*sqrt(c2)/c1 and corrected_eps = eps*sqrt(c2): one division per element
+    instead of two (the divider bounds this loop on small, cache-resident models)."""
     for i in range(param.size):
         p = param[i]
         g = grad[i] + l2 * p
@@ -625,7 +628,7 @@ def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, bet
         v_i = beta2 * v[i] + one_minus_beta2 * (g * g)
         m[i] = m_i
         v[i] = v_i
-        param[i] = p * decay - step_size * m_i / (math.sqrt(v_i) / root_correction2 + eps)  # np.sqrt: libm
+        param[i] = p * decay - corrected_step * m_i / (math.sqrt(v_i) + corrected_eps)  # np.sqrt: libm
 
 
 # ---- simple elementwise and row kernels: ReLU, bias add, residual sum --------------------------
@@ -1008,7 +1011,7 @@ KERNELS = {
     "softmax_cross_entropy_backward": (softmax_cross_entropy_backward_kernel, "i8(F[:, ::1], i8[::1], F, F[:, ::1])"),
     "sgd_update": (sgd_update_kernel, "void(F[::1], F[::1], F, F)"),
     "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
-    "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F, F)"),
+    "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F)"),
     "relu_forward": (relu_forward_kernel, "void(F[::1], F[::1])"),
     "relu_backward": (relu_backward_kernel, "void(F[::1], F[::1], F[::1])"),
     "add": (add_kernel, "void(F[::1], F[::1], F[::1])"),
