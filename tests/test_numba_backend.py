@@ -249,3 +249,69 @@ def test_softmax_row_reductions_cover_every_class_and_propagate_nan(be, dtype, c
     assert float(loss) == pytest.approx(float(expected_loss), rel=1e-5)
     _, probs = be.softmax_cross_entropy_forward(logits, labels)
     assert np.isnan(probs[[2, 3]]).all() and not np.isnan(probs[loss_rows]).any()
+
+
+# ---- the fused dropout backward from the output ----------------------------------------------
+
+def _masks(rate: float = 0.3, seed: int = 5):
+    from minisnn.layers import MaskedDropoutState
+
+    alpha = MaskedDropoutState.alpha(rate, 0.0, 1.0, ALPHA_01, LAMBDA_01, seed).next_mask()
+    return alpha, MaskedDropoutState.standard(rate, seed).next_mask()
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.3, 0.9])
+def test_only_alpha_masks_of_the_same_selu_take_the_backward_from_the_output(dtype, rate):
+    from minisnn.backends.numba_backend import _dropped_is_saturation
+    from minisnn.layers import MaskedDropoutState
+
+    alpha, standard = _masks(rate)
+    assert _dropped_is_saturation(alpha, ALPHA_01, LAMBDA_01, dtype)
+    assert not _dropped_is_saturation(standard, ALPHA_01, LAMBDA_01, dtype)  # dropped 0 = selu(0)
+    assert not _dropped_is_saturation(alpha, 1.0, 1.0, dtype)  # another SELU saturates elsewhere
+    other_point = MaskedDropoutState.alpha(rate, 0.1, 0.8, ALPHA_01, LAMBDA_01, 1).next_mask()
+    assert _dropped_is_saturation(other_point, ALPHA_01, LAMBDA_01, dtype)
+
+
+def _fused_backward_case(be, dtype, mask):
+    """dy and y = bias_selu_dropout_forward(z, b) for z (64, 96) with SELU's kink (z + b = 0) in
+    columns 0-7 and saturation (z = -40) in columns 8-15; and the reference's dz from them (float64)."""
+    rng = np.random.default_rng(3)
+    b = (0.5 * rng.standard_normal(96)).astype(dtype)
+    z = (2 * rng.standard_normal((64, 96))).astype(dtype)
+    z[:, :8] = -b[:8]
+    z[:, 8:16] = -40
+    dy = rng.standard_normal((64, 96)).astype(dtype)
+    y = be.bias_selu_dropout_forward(z, b, mask, ALPHA_01, LAMBDA_01)
+    dz_ref, _ = ref.bias_selu_dropout_backward(*f64(dy, y), mask, ALPHA_01, LAMBDA_01)
+    return dy, y, dz_ref
+
+
+def test_standard_dropout_keeps_the_gradient_of_kept_zeros(be, dtype):
+    """Standard dropout drops to 0, which SELU also gives at z + b = 0: the backward must regenerate
+    the mask there, and kept zeros pass scale * lam*alpha * dy."""
+    _, standard = _masks()
+    dy, y, dz_ref = _fused_backward_case(be, dtype, standard)
+    dz, db = be.bias_selu_dropout_backward(dy, y, standard, ALPHA_01, LAMBDA_01)
+    kept_kink = standard.keep(dz.shape)[:, :8]
+    assert kept_kink.any() and np.all(dz[:, :8][kept_kink] != 0)
+    terms = np.abs(dz_ref) + standard.scale * LAMBDA_01 * ALPHA_01 * np.abs(dy)  # the slope's from y
+    assert_close(dz, dz_ref, dtype, magnitude=terms)
+    assert_close(db, dz_ref.sum(axis=0), dtype, "sum", magnitude=terms.sum(axis=0), terms=64)
+
+
+def test_alpha_dropout_backward_from_the_output_matches_the_regenerated_mask(be, dtype):
+    """Bit for bit with the mask regenerated from the hash, except on kept saturated elements
+    (z = -40, whose y rounds onto the dropped value), where both give zero up to rounding."""
+    alpha, _ = _masks()
+    dy, y, dz_ref = _fused_backward_case(be, dtype, alpha)
+    dz, _ = be.bias_selu_dropout_backward(dy, y, alpha, ALPHA_01, LAMBDA_01)
+    regenerated, _ = be.variants("bias_selu_dropout_backward")["v1_regenerated_mask"](dy, y, alpha, ALPHA_01,
+                                                                                       LAMBDA_01)
+    keep = alpha.keep(dz.shape)
+    assert np.all(dz[~keep] == 0) and keep[:, 8:16].any()
+    saturated = np.zeros(dz.shape, bool)
+    saturated[:, 8:16] = True
+    assert np.array_equal(dz[~saturated], regenerated[~saturated])
+    rounding = 4 * np.finfo(dtype).eps * alpha.scale * LAMBDA_01 * ALPHA_01 * np.abs(dy[saturated])
+    assert np.all(np.abs(dz[saturated]) <= rounding) and np.all(np.abs(dz_ref[saturated]) <= rounding)

@@ -154,6 +154,15 @@ def _dropout_width(shape: tuple[int, ...], mask: DropoutMask, split_rows: bool =
     return math.prod(shape)
 
 
+def _dropped_is_saturation(mask: DropoutMask, alpha: float, lam: float, dtype: np.dtype) -> bool:
+    """Whether the mask's dropped value is SELU's saturation -lam*alpha under the mask's affine
+    map (alpha dropout for this SELU), up to rounding in the dtype: then no kept output lies below
+    it and the fused backward may tell dropped elements by their value."""
+    saturation = lam * alpha
+    selu_of_dropped = (mask.dropped - mask.shift) / mask.scale
+    return mask.scale > 0 and abs(selu_of_dropped + saturation) <= 4 * np.finfo(dtype).eps * saturation
+
+
 def _as_rows(a: np.ndarray, d: int) -> np.ndarray:
     """A contiguous array as a (size // d, d) view."""
     return a.reshape(a.size // d if d else 0, d)
@@ -252,6 +261,8 @@ class NumbaBackend(Backend):
         self.register_variant("alpha_dropout_forward", "v1_widening_hash", self._alpha_dropout_forward_widening)
         self.register_variant("alpha_dropout_forward", "v2_parallel", self._alpha_dropout_forward_parallel)
         self.register_variant("bias_selu_backward", "v1_two_pass", self._bias_selu_backward_two_pass)
+        self.register_variant("bias_selu_dropout_backward", "v1_regenerated_mask",
+                              self._bias_selu_dropout_backward_regenerated)
         for op in ("batch_norm_forward", "batch_norm_backward", "layer_norm_forward", "layer_norm_backward"):
             self.register_variant(op, "v2_parallel", getattr(self, f"_{op}_parallel"))
 
@@ -383,6 +394,13 @@ class NumbaBackend(Backend):
         return target if out is None or out is target else _deliver(target, out)
 
     def bias_selu_dropout_backward(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
+        if _dropped_is_saturation(mask, alpha, lam, y.dtype):
+            scalars = (*self._selu_scalars(alpha, lam, y.dtype),
+                       *self._floats(y.dtype, mask.dropped, mask.scale, mask.shift), _inverse(mask.scale, y.dtype))
+            return self._row_backward("bias_selu_dropout_backward_from_output", dy, y, scalars, dz, db)
+        return self._bias_selu_dropout_backward_regenerated(dy, y, mask, alpha, lam, dz, db)
+
+    def _bias_selu_dropout_backward_regenerated(self, dy, y, mask: DropoutMask, alpha, lam, dz=None, db=None):
         if y.ndim != 2:
             raise ValueError(f"expected (N, D) operands, got shape {y.shape}")
         k0, k1, threshold, row_step, scale, shift, _ = self._mask_scalars(mask, y.shape, y.shape[1], y.dtype)
