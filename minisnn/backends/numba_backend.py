@@ -598,9 +598,9 @@ class NumbaBackend(Backend):
         self._kernels["adam_update", dtype](_flat(param), _flat(_contiguous(grad)), _flat(m), _flat(v), *scalars)
 
     def bind_update(self, op, param, grad, *state):
-        """The update kernel with its arrays checked and flattened once: a bound call costs about
-        a third of an op call (a model of 8 arrays, Adam: 2.8 -> 0.9 us per array and step). A
-        non-contiguous grad keeps the checked op, which copies it at every call."""
+        """The update kernel with its arrays checked and flattened once: on a small array a bound
+        call costs 0.7 us where the op costs 2.7 (Adam), 0.4 where it costs 2.2 (SGD with
+        momentum). A non-contiguous grad keeps the checked op, which copies it at every call."""
         if op not in self.UPDATE_OPS or not grad.flags.c_contiguous:
             return super().bind_update(op, param, grad, *state)
         if op == "adam_update":
