@@ -55,7 +55,12 @@ class Schedule:
 
 class Optimizer:
     """Base class: parameters (a model's named_parameters(), or a list of Parameter tuples with
-    `backend=`), a learning-rate schedule, a step counter and per-parameter state arrays."""
+    `backend=`), a learning-rate schedule, a step counter and per-parameter state arrays.
+
+    The first step binds each parameter's arrays (value, grad and state) to the backend's update
+    op (Backend.bind_update); from then on change their contents in place (as load_state does),
+    never replace the arrays.
+    """
 
     kind = ""
     slots: tuple[str, ...] = ()  # names of the per-parameter state arrays
@@ -94,6 +99,10 @@ class Optimizer:
             self._updates = [self._bind(p) for p in self.params]
         for update in self._updates:
             self._update(update, lr)
+
+    def __getstate__(self):
+        """Picklable where the backend is: the bound updates are made again after unpickling."""
+        return {**self.__dict__, "_updates": None}
 
     def _bind(self, p):
         """The backend's update op bound to parameter p's arrays (Backend.bind_update)."""

@@ -261,3 +261,4 @@ def test_bind_update_names_unknown_ops_and_sgd_a_missing_velocity(backend_name):
         update(0.1, 0.9)
     with pytest.raises(ValueError, match="sgd_update with momentum 0.9 needs a velocity array, got None"):
         be.sgd_update(param, grad, None, 0.1, 0.9)
+

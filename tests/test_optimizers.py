@@ -93,3 +93,18 @@ def test_bad_settings_and_state_are_named(model):
         opt.load_state(1, {**state, "m/0.W": np.zeros((1, 1))})
     with pytest.raises(ValueError, match="backend"):
         SGD(model.named_parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_an_optimizer_pickles_after_binding_its_updates_and_steps_like_the_original(model, kind):
+    """The first step binds the updates (closures); a pickled copy binds its own arrays again."""
+    import pickle
+
+    optimizer = SGD(model, lr=0.1, momentum=0.9) if kind == "sgd" else Adam(model, lr=0.1)
+    _fill_grads(model)
+    optimizer.step()
+    copy = pickle.loads(pickle.dumps(optimizer))
+    copy.step()
+    optimizer.step()
+    for original, copied in zip(optimizer.params, copy.params):
+        assert copied.value is not original.value and np.array_equal(copied.value, original.value)
