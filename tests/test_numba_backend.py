@@ -101,6 +101,24 @@ def test_exp_polynomial_is_within_two_ulp_and_flushes_below_the_normal_range(dty
     assert got[-4] == 1 and got[-3] == 1 and got[-2] == 0 and np.isnan(got[-1])
 
 
+def test_sigmoid_is_accurate_in_relative_terms_over_the_whole_range(be, dtype):
+    """sigmoid(x) = e/(1 + e) below 0 keeps small outputs' relative accuracy (1/(1 + exp(-x))
+    would lose it); outputs below the normal range are 0, never subnormal."""
+    tiny = np.finfo(dtype).tiny
+    x = np.concatenate([-np.geomspace(1e-30, 200.0, 200_001), np.geomspace(1e-30, 200.0, 200_001),
+                        [0.0, -0.0, -np.inf, np.inf, np.nan]]).astype(dtype)  # (n,)
+    got = be.sigmoid_forward(x)
+    assert got.dtype == dtype
+    wide = x.astype(np.longdouble)  # 80-bit on x86 Linux: an exact enough oracle for float64 too
+    with np.errstate(over="ignore", invalid="ignore"):  # np.where evaluates both forms everywhere
+        expected = np.where(wide < 0, np.exp(wide) / (1 + np.exp(wide)), 1 / (1 + np.exp(-wide)))
+    normal = expected >= tiny
+    error_in_ulps = np.abs(got[normal] - expected[normal]) / np.spacing(expected[normal].astype(dtype))
+    assert error_in_ulps.max() <= 3
+    assert np.all(got[(expected < tiny) & ~np.isnan(x)] == 0)
+    assert got[-5] == 0.5 and got[-4] == 0.5 and got[-3] == 0 and got[-2] == 1 and np.isnan(got[-1])
+
+
 # ---- buffers and errors ------------------------------------------------------------------
 
 def test_sgd_update_without_momentum_leaves_a_given_velocity_alone():

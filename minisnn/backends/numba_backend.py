@@ -427,6 +427,16 @@ class NumbaBackend(Backend):
         self._kernels["bias_add_forward", dtype](_contiguous(z), _contiguous(b), target)
         return _deliver(target, out)
 
+    # ---- ELU and sigmoid: ELU is SELU with lam = 1, the same kernels and the same bits ------------
+    def elu_forward(self, x, alpha, out=None):
+        return self._elementwise("selu_forward", (x,), out, *self._selu_scalars(alpha, 1.0, x.dtype))
+
+    def elu_backward(self, dy, y, alpha, out=None):
+        return self._elementwise("selu_backward", (dy, y), out, *self._selu_scalars(alpha, 1.0, y.dtype))
+
+    def sigmoid_forward(self, x, out=None):
+        return self._elementwise("sigmoid_forward", (x,), out)
+
     # ---- normalization -------------------------------------------------------------------------
     def _batch_norm_forward(self, kernel, x, gamma, beta, eps, out, mean, rstd, running_mean, running_var, momentum,
                             parallel=False):

@@ -666,6 +666,26 @@ def adam_update_kernel(param, grad, m, v, decay, l2, beta1, one_minus_beta1, bet
 
 # ---- simple elementwise and row kernels: ReLU, bias add, residual sum --------------------------
 
+@_kernel(error_model="numpy")
+def sigmoid_forward_kernel(x, out):
+    """y = 1/(1 + e) for x >= 0 and e/(1 + e) below, e = exp(-|x|) (relative accuracy for x << 0,
+    as the reference; 0 where e/(1 + e) would be subnormal, see _exp_nonpositive). NumPy's form of
+    the select, a masked copy, took 99 us at 128 x 256 float32 (this loop: a few us)."""
+    one = np.ones(1, x.dtype)[0]
+    if _same_data(x, out):
+        for i in range(x.size):
+            v = x[i]
+            e = _exp_nonpositive(-abs(v))
+            r = one / (one + e)
+            x[i] = r if v >= 0 else e * r
+    else:
+        for i in range(x.size):
+            v = x[i]
+            e = _exp_nonpositive(-abs(v))
+            r = one / (one + e)
+            out[i] = r if v >= 0 else e * r
+
+
 @_kernel
 def relu_forward_kernel(x, out):
     zero = np.zeros(1, x.dtype)[0]  # 0 in the array's dtype (a literal 0 would promote the loop to float64)
@@ -1047,6 +1067,7 @@ KERNELS = {
     "sgd_update": (sgd_update_kernel, "void(F[::1], F[::1], F, F)"),
     "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
     "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F)"),
+    "sigmoid_forward": (sigmoid_forward_kernel, "void(F[::1], F[::1])"),
     "relu_forward": (relu_forward_kernel, "void(F[::1], F[::1])"),
     "relu_backward": (relu_backward_kernel, "void(F[::1], F[::1], F[::1])"),
     "add": (add_kernel, "void(F[::1], F[::1], F[::1])"),
