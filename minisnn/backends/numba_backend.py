@@ -438,6 +438,24 @@ class NumbaBackend(Backend):
         return self._elementwise("sigmoid_forward", (x,), out)
 
     # ---- normalization -------------------------------------------------------------------------
+    def weight_norm_forward(self, v, g, out=None, norm=None):
+        _, d_out = _check_features(v, g=g)
+        dtype = _float_dtype(v, g)
+        targets = (_target(out, v.shape, dtype), _target(norm, (d_out,), dtype, "norm"))
+        zero_column = self._kernels["weight_norm_forward", dtype](_contiguous(v), _contiguous(g), *targets)
+        if zero_column >= 0:
+            raise ValueError(f"weight normalization: column {zero_column} of v is all zeros")
+        return tuple(_deliver(t, o) for t, o in zip(targets, (out, norm)))
+
+    def weight_norm_backward(self, dw, v, g, norm, dv=None, dg=None):
+        _check_same_shape(("dw", "v"), dw, v)
+        _, d_out = _check_features(v, g=g, norm=norm)
+        dtype = _float_dtype(dw, v, g, norm)
+        targets = (_target(dv, v.shape, dtype, "dv"), _target(dg, (d_out,), dtype, "dg"))
+        self._kernels["weight_norm_backward", dtype](_contiguous(dw), _contiguous(v), _contiguous(g),
+                                                     _contiguous(norm), *targets)
+        return tuple(_deliver(t, o) for t, o in zip(targets, (dv, dg)))
+
     def _batch_norm_forward(self, kernel, x, gamma, beta, eps, out, mean, rstd, running_mean, running_var, momentum,
                             parallel=False):
         """Validate, then run `kernel` (an op kernel's name, or a variant's jitted kernel taking a column block)."""

@@ -1040,6 +1040,59 @@ def layer_norm_backward_parallel_kernel(dy, x, gamma, mean, rstd, chunks, dx, dg
         dgamma[c] = total_dy_xhat
 
 
+# ---- weight normalization over (D_in, D_out) weights: one norm per column -------------------
+
+@_kernel(error_model="numpy")
+def weight_norm_forward_kernel(v, g, out, norm):
+    """norm_j = ||v[:, j]|| (summed in float64, as the reference), out = v * (g/norm); returns the
+    first all-zero column (nothing written to out then), else -1. out may be v."""
+    d_in, d_out = v.shape
+    sums = np.zeros(d_out, np.float64)  # (D_out,)
+    for i in range(d_in):
+        for j in range(d_out):
+            x = np.float64(v[i, j])
+            sums[j] += x * x
+    for j in range(d_out):
+        if sums[j] == 0.0:
+            return j
+    scale = np.empty(d_out, v.dtype)  # g/norm in the dtype, as the reference divides the stored norm
+    for j in range(d_out):
+        norm[j] = math.sqrt(sums[j])
+        scale[j] = g[j] / norm[j]
+    if _same_data(v, out):
+        for i in range(d_in):
+            for j in range(d_out):
+                v[i, j] *= scale[j]
+    else:
+        for i in range(d_in):
+            for j in range(d_out):
+                out[i, j] = v[i, j] * scale[j]
+    return -1
+
+
+@_kernel(error_model="numpy")
+def weight_norm_backward_kernel(dw, v, g, norm, dv, dg):
+    """dg = sum_i dw*v / norm (summed in float64), dv = (g/norm) * (dw - v * dg/norm); dv may be dw."""
+    d_in, d_out = v.shape
+    sums = np.zeros(d_out, np.float64)  # (D_out,)
+    for i in range(d_in):
+        for j in range(d_out):
+            sums[j] += np.float64(dw[i, j]) * np.float64(v[i, j])
+    projection, scale = np.empty(d_out, v.dtype), np.empty(d_out, v.dtype)  # dg/norm, g/norm
+    for j in range(d_out):
+        dg[j] = sums[j] / norm[j]
+        projection[j] = dg[j] / norm[j]
+        scale[j] = g[j] / norm[j]
+    if _same_data(dw, dv):
+        for i in range(d_in):
+            for j in range(d_out):
+                dw[i, j] = (dw[i, j] - v[i, j] * projection[j]) * scale[j]
+    else:
+        for i in range(d_in):
+            for j in range(d_out):
+                dv[i, j] = (dw[i, j] - v[i, j] * projection[j]) * scale[j]
+
+
 def kernels_are_cached() -> bool:
     """Whether compiled kernels are stored on disk for later processes (a writable cache location)."""
     return type(selu_forward_kernel._cache).__name__ != "NullCache"
@@ -1079,6 +1132,9 @@ KERNELS = {
                             "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
     "batch_norm_inference_backward": (batch_norm_inference_backward_kernel,
                                       "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[::1], F[:, ::1], F[::1], F[::1])"),
+    "weight_norm_forward": (weight_norm_forward_kernel, "i8(F[:, ::1], F[::1], F[:, ::1], F[::1])"),
+    "weight_norm_backward": (weight_norm_backward_kernel,
+                             "void(F[:, ::1], F[:, ::1], F[::1], F[::1], F[:, ::1], F[::1])"),
     "layer_norm_forward": (layer_norm_forward_kernel,
                            "void(F[:, ::1], F[::1], F[::1], f8, F[:, ::1], F[::1], F[::1])"),
     "layer_norm_backward": (layer_norm_backward_kernel,
