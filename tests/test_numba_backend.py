@@ -210,7 +210,7 @@ def test_twenty_seeded_training_steps_give_the_same_losses_on_numpy_and_numba():
 # Kernels whose statistics (batch and layer norm) or parameter sums are float64 by design; the
 # pass that writes their (N, D) result must still run on float32 vectors.
 FLOAT64_STATISTICS = ("batch_norm_forward", "batch_norm_backward", "batch_norm_inference_backward",
-                      "layer_norm_forward", "layer_norm_backward")
+                      "layer_norm_forward", "layer_norm_backward", "weight_norm_forward", "weight_norm_backward")
 
 
 def test_float32_kernels_compute_in_float32():
@@ -219,7 +219,8 @@ def test_float32_kernels_compute_in_float32():
     normalize in float64. The loss sum is float64 by design: scalar conversions, additions and
     subtractions (the sum, and the returned bad row) and the size check of its row reshape are all
     the softmax forward may have. The
-    normalization kernels sum in float64 by design; their result is computed on float32 vectors."""
+    normalization kernels (weight norm's column norms too) sum in float64 by design; their result
+    is computed on float32 vectors."""
     import numba
 
     from minisnn.backends.numba_kernels import KERNELS

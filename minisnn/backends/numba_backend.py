@@ -427,7 +427,7 @@ class NumbaBackend(Backend):
         self._kernels["bias_add_forward", dtype](_contiguous(z), _contiguous(b), target)
         return _deliver(target, out)
 
-    # ---- ELU and sigmoid: ELU is SELU with lam = 1, the same kernels and the same bits ------------
+    # ---- ELU, sigmoid, tanh, highway mix: ELU is SELU with lam = 1 (the same kernels and bits) -
     def elu_forward(self, x, alpha, out=None):
         return self._elementwise("selu_forward", (x,), out, *self._selu_scalars(alpha, 1.0, x.dtype))
 
@@ -436,6 +436,23 @@ class NumbaBackend(Backend):
 
     def sigmoid_forward(self, x, out=None):
         return self._elementwise("sigmoid_forward", (x,), out)
+
+    def sigmoid_backward(self, dy, y, out=None):
+        return self._elementwise("sigmoid_backward", (dy, y), out)
+
+    def tanh_backward(self, dy, y, out=None):
+        return self._elementwise("tanh_backward", (dy, y), out)
+
+    def highway_forward(self, h, t, x, out=None):
+        return self._elementwise("highway_forward", (h, t, x), out)
+
+    def highway_backward(self, dy, h, t, x, dh=None, dt=None, dx=None):
+        _check_same_shape(("dy", "h", "t", "x"), dy, h, t, x)
+        dtype = _float_dtype(dy, h, t, x)
+        targets = tuple(_target(o, dy.shape, dtype, name) for o, name in ((dh, "dh"), (dt, "dt"), (dx, "dx")))
+        self._kernels["highway_backward", dtype](*(_flat(_contiguous(a)) for a in (dy, h, t, x)),
+                                                 *(target.ravel() for target in targets))
+        return tuple(_deliver(target, o) for target, o in zip(targets, (dh, dt, dx)))
 
     # ---- normalization -------------------------------------------------------------------------
     def weight_norm_forward(self, v, g, out=None, norm=None):

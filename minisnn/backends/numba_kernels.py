@@ -687,6 +687,52 @@ def sigmoid_forward_kernel(x, out):
 
 
 @_kernel
+def sigmoid_backward_kernel(dy, y, out):
+    """dx = dy * ((1 - y) * y); out may be dy."""
+    one = np.ones(1, y.dtype)[0]
+    if _same_data(dy, out):
+        for i in range(y.size):
+            dy[i] = dy[i] * ((one - y[i]) * y[i])
+    else:
+        for i in range(y.size):
+            out[i] = dy[i] * ((one - y[i]) * y[i])
+
+
+@_kernel
+def tanh_backward_kernel(dy, y, out):
+    """dx = dy * (1 - y^2); out may be dy."""
+    one = np.ones(1, y.dtype)[0]
+    if _same_data(dy, out):
+        for i in range(y.size):
+            dy[i] = dy[i] * (one - y[i] * y[i])
+    else:
+        for i in range(y.size):
+            out[i] = dy[i] * (one - y[i] * y[i])
+
+
+@_kernel
+def highway_forward_kernel(h, t, x, out):
+    """out = x + t * (h - x); out may be h."""
+    if _same_data(h, out):
+        for i in range(h.size):
+            h[i] = x[i] + t[i] * (h[i] - x[i])
+    else:
+        for i in range(h.size):
+            out[i] = x[i] + t[i] * (h[i] - x[i])
+
+
+@_kernel
+def highway_backward_kernel(dy, h, t, x, dh, dt, dx):
+    """dh = dy * t, dt = dy * (h - x), dx = dy * (1 - t), in one pass; no output may overlap an input."""
+    one = np.ones(1, t.dtype)[0]
+    for i in range(dy.size):
+        g = dy[i]
+        dt[i] = g * (h[i] - x[i])
+        dx[i] = g * (one - t[i])
+        dh[i] = g * t[i]
+
+
+@_kernel
 def relu_forward_kernel(x, out):
     zero = np.zeros(1, x.dtype)[0]  # 0 in the array's dtype (a literal 0 would promote the loop to float64)
     if _same_data(x, out):
@@ -1121,6 +1167,10 @@ KERNELS = {
     "sgd_update_momentum": (sgd_update_momentum_kernel, "void(F[::1], F[::1], F[::1], F, F, F, b1)"),
     "adam_update": (adam_update_kernel, "void(F[::1], F[::1], F[::1], F[::1], F, F, F, F, F, F, F, F)"),
     "sigmoid_forward": (sigmoid_forward_kernel, "void(F[::1], F[::1])"),
+    "sigmoid_backward": (sigmoid_backward_kernel, "void(F[::1], F[::1], F[::1])"),
+    "tanh_backward": (tanh_backward_kernel, "void(F[::1], F[::1], F[::1])"),
+    "highway_forward": (highway_forward_kernel, "void(F[::1], F[::1], F[::1], F[::1])"),
+    "highway_backward": (highway_backward_kernel, "void(F[::1], F[::1], F[::1], F[::1], F[::1], F[::1], F[::1])"),
     "relu_forward": (relu_forward_kernel, "void(F[::1], F[::1])"),
     "relu_backward": (relu_backward_kernel, "void(F[::1], F[::1], F[::1])"),
     "add": (add_kernel, "void(F[::1], F[::1], F[::1])"),
