@@ -96,6 +96,11 @@ class BackendUnavailable(RuntimeError):
     """A backend cannot run here; the message says what to install or why."""
 
 
+def missing_velocity(momentum: float) -> ValueError:
+    """The error of an SGD update with momentum but no velocity array."""
+    return ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+
+
 def _slices(array, chunk: int = UPDATE_CHUNK):
     """Slices along the first axis covering about `chunk` elements each."""
     row = max(1, array[:1].size)
@@ -571,7 +576,7 @@ class Backend:
         param -= lr*step. velocity is ignored (may be None) when momentum is 0. Works in
         slices of UPDATE_CHUNK elements, so its temporaries stay cache-sized."""
         if momentum != 0.0 and velocity is None:
-            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+            raise missing_velocity(momentum)
         for rows in _slices(param):
             p, g = param[rows], grad[rows]
             if weight_decay:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import kernel_sources
 from ..rng import MAX_ELEMENTS, DropoutMask
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, missing_velocity
 
 try:
     import cupy as cp
@@ -550,7 +550,7 @@ class CupyBackend(Backend):
             self._elementwise("sgd_update", "sgd_update", n, param.dtype, args)
             return
         if velocity is None:
-            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+            raise missing_velocity(momentum)
         velocity = self._output(velocity, param.shape, param.dtype, name="velocity")
         args = (param, grad, velocity, np.int64(n), t(lr), t(momentum), t(weight_decay), np.int32(bool(nesterov)))
         self._elementwise("sgd_update", "sgd_update_momentum", n, param.dtype, args)

@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 from ..rng import MASK32, MAX_ELEMENTS, DropoutMask
-from .base import Backend, BackendUnavailable, aligned_host_array
+from .base import Backend, BackendUnavailable, aligned_host_array, missing_velocity
 
 if importlib.util.find_spec("numba") is None:  # checked without importing it: compiled kernels do not need it
     raise BackendUnavailable("the numba backend needs Numba: pip install 'minisnn[numba]'")
@@ -196,6 +196,29 @@ def _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype: n
 def _flat(a: np.ndarray) -> np.ndarray:
     """A contiguous array as a flat view (C order)."""
     return a.ravel()
+
+
+def _sgd_arrays(param, grad, velocity) -> tuple[np.dtype, tuple]:
+    """(dtype, flat arrays) of sgd_update: param, grad and the velocity unless it is None, checked
+    for one float dtype and equal shapes, param and velocity C-contiguous and writeable (updated in
+    place); a non-contiguous grad is copied."""
+    if velocity is None:
+        dtype = _float_dtype(param, grad)
+        _check_same_shape(("param", "grad"), param, grad)
+        _check_updatable("sgd_update", "param", param)
+        return dtype, (param.ravel(), _flat(_contiguous(grad)))
+    dtype = _float_dtype(param, grad, velocity)
+    _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
+    _check_updatable("sgd_update", "param", param, "velocity", velocity)
+    return dtype, (param.ravel(), _flat(_contiguous(grad)), velocity.ravel())
+
+
+def _adam_arrays(param, grad, m, v) -> tuple[np.dtype, tuple]:
+    """(dtype, flat arrays) of adam_update, checked as _sgd_arrays checks them."""
+    dtype = _float_dtype(param, grad, m, v)
+    _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
+    _check_updatable("adam_update", "param", param, "m", m, "v", v)
+    return dtype, (param.ravel(), _flat(_contiguous(grad)), m.ravel(), v.ravel())
 
 
 class _KernelTable(dict):
@@ -620,27 +643,19 @@ class NumbaBackend(Backend):
 
     def sgd_update(self, param, grad, velocity, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         if momentum == 0.0:
-            dtype = _float_dtype(param, grad)
-            _check_same_shape(("param", "grad"), param, grad)
-            _check_updatable("sgd_update", "param", param)
-            self._kernels["sgd_update", dtype](param.ravel(), _flat(_contiguous(grad)),
-                                               *self._floats(dtype, lr, weight_decay))
+            dtype, arrays = _sgd_arrays(param, grad, None)
+            self._kernels["sgd_update", dtype](*arrays, *self._floats(dtype, lr, weight_decay))
         elif velocity is None:
-            raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+            raise missing_velocity(momentum)
         else:
-            dtype = _float_dtype(param, grad, velocity)
-            _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
-            _check_updatable("sgd_update", "param", param, "velocity", velocity)
-            self._kernels["sgd_update_momentum", dtype](param.ravel(), _flat(_contiguous(grad)), velocity.ravel(),
-                                                        *self._floats(dtype, lr, momentum, weight_decay),
+            dtype, arrays = _sgd_arrays(param, grad, velocity)
+            self._kernels["sgd_update_momentum", dtype](*arrays, *self._floats(dtype, lr, momentum, weight_decay),
                                                         bool(nesterov))
 
     def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step, decoupled):
-        dtype = _float_dtype(param, grad, m, v)
-        _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
-        _check_updatable("adam_update", "param", param, "m", m, "v", v)
+        dtype, arrays = _adam_arrays(param, grad, m, v)
         scalars = _adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype)
-        self._kernels["adam_update", dtype](_flat(param), _flat(_contiguous(grad)), _flat(m), _flat(v), *scalars)
+        self._kernels["adam_update", dtype](*arrays, *scalars)
 
     def bind_update(self, op, param, grad, *state):
         """The update kernel with its arrays checked and flattened once: on a small array a bound
@@ -649,35 +664,23 @@ class NumbaBackend(Backend):
         if op not in self.UPDATE_OPS or not grad.flags.c_contiguous:
             return super().bind_update(op, param, grad, *state)
         if op == "adam_update":
-            m, v = state
-            dtype = _float_dtype(param, grad, m, v)
-            _check_same_shape(("param", "grad", "m", "v"), param, grad, m, v)
-            _check_updatable(op, "param", param, "m", m, "v", v)
-            kernel, arrays = self._kernels[op, dtype], tuple(map(_flat, (param, grad, m, v)))
+            dtype, arrays = _adam_arrays(param, grad, *state)
+            kernel = self._kernels[op, dtype]
 
             def adam(lr, beta1, beta2, eps, weight_decay, step, decoupled):
                 kernel(*arrays, *_adam_scalars(lr, beta1, beta2, eps, weight_decay, step, decoupled, dtype))
 
             return adam
         (velocity,) = state
-        plain = (param, grad)
-        dtype = _float_dtype(*plain)
-        _check_same_shape(("param", "grad"), *plain)
-        _check_updatable(op, "param", param)
-        if velocity is not None:
-            dtype = _float_dtype(param, grad, velocity)
-            _check_same_shape(("param", "grad", "velocity"), param, grad, velocity)
-            _check_updatable(op, "velocity", velocity)
+        dtype, arrays = _sgd_arrays(param, grad, velocity)
         plain_kernel, momentum_kernel = self._kernels["sgd_update", dtype], self._kernels["sgd_update_momentum", dtype]
-        arrays = tuple(map(_flat, plain))
-        with_velocity = arrays if velocity is None else (*arrays, _flat(velocity))
 
         def sgd(lr, momentum=0.0, weight_decay=0.0, nesterov=False):
             if momentum == 0.0:
-                plain_kernel(*arrays, *self._floats(dtype, lr, weight_decay))
+                plain_kernel(*arrays[:2], *self._floats(dtype, lr, weight_decay))
             elif velocity is None:
-                raise ValueError(f"sgd_update with momentum {momentum} needs a velocity array, got None")
+                raise missing_velocity(momentum)
             else:
-                momentum_kernel(*with_velocity, *self._floats(dtype, lr, momentum, weight_decay), bool(nesterov))
+                momentum_kernel(*arrays, *self._floats(dtype, lr, momentum, weight_decay), bool(nesterov))
 
         return sgd
